@@ -1,0 +1,35 @@
+/** The `null-co` driver: a node of a given length that stores nothing. */
+import { BlockNode, type CommonNodeOptions } from '../block-node';
+import { toQemuJson } from '../qobject';
+
+export interface NullOptions {
+  size?: number;
+  'latency-ns'?: number;
+  'read-zeroes'?: boolean;
+}
+
+const DEFAULT_SIZE = 1 << 30;
+
+export class NullNode extends BlockNode {
+  constructor(nodeName: string, private readonly options: NullOptions, common: CommonNodeOptions) {
+    super(nodeName, options.size ?? DEFAULT_SIZE, common);
+  }
+
+  get driver(): string {
+    return 'null-co';
+  }
+
+  /**
+   * bdrv_refresh_filename(): `null-co://` unless an option that changes what
+   * the node is (size, read-zeroes) was given; then the json: form.
+   */
+  get filename(): string {
+    const { size, 'read-zeroes': readZeroes } = this.options;
+    if (size === undefined && readZeroes === undefined) return 'null-co://';
+    return `json:${toQemuJson({ size, 'read-zeroes': readZeroes, driver: 'null-co' })}`;
+  }
+
+  get actualSize(): number {
+    return 0;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * QEMU's QMP dispatcher (qapi/qmp-dispatch.c and monitor/qmp.c): request
+ * shape checks, command lookup, capabilities negotiation, argument visiting,
+ * and errors as QMP replies. Nothing thrown by a command escapes.
+ */
+import type { Engine } from '../engine';
+import { QmpError, genericError, type ErrorClass } from '../qmp-error';
+import * as bitmaps from './bitmap-commands';
+import { blockdevAdd, blockdevDel, blockdevOptionsType, queryNamedBlockNodes, type BlockdevOptions } from './block-commands';
+import { arrayOf, bool, enumOf, str, struct, visit, type QapiType } from './qapi';
+import { transaction, transactionType, type TransactionArgs } from './transaction';
+
+export type QmpResponse =
+  | { return: unknown; id?: unknown }
+  | { error: { class: ErrorClass; desc: string }; id?: unknown };
+
+export const QEMU_VERSION = { major: 7, minor: 2, micro: 22 };
+export const PACKAGE = 'Bitmap Lab 0.1.0';
+
+interface Command {
+  args: QapiType;
+  run(engine: Engine, args: any): unknown;
+}
+
+const noArgs = struct({});
+
+/** Runs a bitmap action outside a transaction: prepare, then commit. */
+const runAlone = (action: bitmaps.Action) => {
+  action.prepare();
+  action.commit();
+  return {};
+};
+
+const COMMANDS: Record<string, Command> = {
+  qmp_capabilities: { args: struct({ '*enable': arrayOf(enumOf(['oob'])) }), run: () => ({}) },
+  'query-version': { args: noArgs, run: () => ({ qemu: QEMU_VERSION, package: PACKAGE }) },
+  'blockdev-add': { args: blockdevOptionsType, run: (e, a: BlockdevOptions) => blockdevAdd(e.graph, a) },
+  'blockdev-del': { args: struct({ 'node-name': str }), run: (e, a) => blockdevDel(e.graph, a['node-name']) },
+  'query-named-block-nodes': { args: struct({ '*flat': bool }), run: (e) => queryNamedBlockNodes(e.graph) },
+  'block-dirty-bitmap-add': {
+    args: bitmaps.blockDirtyBitmapAddType,
+    run: (e, a) => runAlone(bitmaps.addAction(e.graph, a)),
+  },
+  'block-dirty-bitmap-remove': {
+    args: bitmaps.blockDirtyBitmapType,
+    run: (e, a) => runAlone(bitmaps.removeAction(e.graph, a)),
+  },
+  'block-dirty-bitmap-clear': {
+    args: bitmaps.blockDirtyBitmapType,
+    run: (e, a) => runAlone(bitmaps.clearAction(e.graph, a)),
+  },
+  'block-dirty-bitmap-enable': {
+    args: bitmaps.blockDirtyBitmapType,
+    run: (e, a) => runAlone(bitmaps.setEnabledAction(e.graph, a, true)),
+  },
+  'block-dirty-bitmap-disable': {
+    args: bitmaps.blockDirtyBitmapType,
+    run: (e, a) => runAlone(bitmaps.setEnabledAction(e.graph, a, false)),
+  },
+  'block-dirty-bitmap-merge': {
+    args: bitmaps.blockDirtyBitmapMergeType,
+    run: (e, a) => runAlone(bitmaps.mergeAction(e.graph, a)),
+  },
+  'x-debug-block-dirty-bitmap-sha256': { args: bitmaps.blockDirtyBitmapType, run: (e, a) => bitmaps.sha256(e.graph, a) },
+  transaction: { args: transactionType, run: (e, a: TransactionArgs) => transaction(e.graph, a) },
+};
+
+/** Names of the commands this monitor knows, for query-commands and clients. */
+export const COMMAND_NAMES = Object.keys(COMMANDS);
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** qmp_dispatch_check_obj(): the shape of the request itself. */
+function checkRequest(request: unknown): { command: string; args: Record<string, unknown> } {
+  if (!isObject(request)) throw genericError('QMP input must be a JSON object');
+  let command: string | undefined;
+  for (const [key, value] of Object.entries(request)) {
+    if (key === 'execute') {
+      if (typeof value !== 'string') throw genericError("QMP input member 'execute' must be a string");
+      command = value;
+    } else if (key === 'arguments') {
+      if (!isObject(value)) throw genericError("QMP input member 'arguments' must be an object");
+    } else if (key !== 'id') {
+      throw genericError(`QMP input member '${key}' is unexpected`);
+    }
+  }
+  if (command === undefined) throw genericError("QMP input lacks member 'execute'");
+  return { command, args: (request.arguments as Record<string, unknown> | undefined) ?? {} };
+}
+
+export class QmpMonitor {
+  private negotiated: boolean;
+
+  /** A monitor starts in capabilities negotiation mode, as QEMU's does. */
+  constructor(readonly engine: Engine, options: { negotiated?: boolean } = {}) {
+    this.negotiated = options.negotiated ?? false;
+  }
+
+  execute(request: unknown): QmpResponse {
+    const id = isObject(request) ? request.id : undefined;
+    const withId = <T extends object>(reply: T) => (id === undefined ? reply : { ...reply, id });
+    try {
+      return withId({ return: this.dispatch(request) });
+    } catch (error) {
+      // A bug of ours still answers as an error rather than taking the host down.
+      const qmpError = error instanceof QmpError ? error : genericError(`Bitmap Lab internal error: ${String(error)}`);
+      return withId({ error: { class: qmpError.errorClass, desc: qmpError.desc } });
+    }
+  }
+
+  private dispatch(request: unknown): unknown {
+    const { command, args } = checkRequest(request);
+    const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (!this.negotiated && command !== 'qmp_capabilities') {
+      throw new QmpError('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
+    }
+    if (!handler) throw new QmpError('CommandNotFound', `The command ${command} has not been found`);
+    const visited = visit(handler.args, args);
+    if (command === 'qmp_capabilities') {
+      if (this.negotiated) {
+        throw new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
+      }
+      this.negotiated = true;
+    }
+    return handler.run(this.engine, visited);
+  }
+}

@@ -1,0 +1,1 @@
+// Replaced by the playground panel's d3 view.
