@@ -135,6 +135,8 @@ async function runInCodeServer() {
     browser = await chromium.launch({
       executablePath: host.chromium,
       timeout: STARTUP_TIMEOUT_MS,
+      // Its own HOME, or Chromium leaves crash-report and dconf folders in the user's.
+      env: { ...process.env, HOME: join(tmp, 'chromium-home') },
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });

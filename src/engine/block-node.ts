@@ -21,18 +21,24 @@ export const DEFAULT_NODE_OPTIONS: CommonNodeOptions = {
   cache: { direct: false, noFlush: false },
 };
 
+const SECTOR = 512;
+
 export abstract class BlockNode {
   /** Newest first, as QEMU inserts at the head of the list. */
   readonly bitmaps: DirtyBitmap[] = [];
+  /** QEMU counts a node's length in whole 512-byte sectors (bdrv_getlength()). */
+  readonly length: number;
 
   constructor(
     readonly nodeName: string,
-    public length: number,
+    size: number,
     readonly common: CommonNodeOptions = DEFAULT_NODE_OPTIONS,
-  ) {}
+  ) {
+    this.length = Math.ceil(size / SECTOR) * SECTOR;
+  }
 
   /** The QAPI driver name (`null-co`, `qcow2`, ...). */
-  abstract get driver(): string;
+  abstract readonly driver: string;
 
   /** What QEMU shows as the node's file name (bdrv_refresh_filename()). */
   abstract get filename(): string;

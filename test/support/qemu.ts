@@ -132,7 +132,11 @@ export class QemuProcess {
         s.once('connect', () => resolve(s)).once('error', () => resolve(undefined));
       });
       if (socket) {
-        readline.createInterface({ input: socket }).on('line', (line) => this.receive(line));
+        // QEMU may reset the connection as it exits; readline re-emits that on
+        // the interface, where it must not become an uncaught error.
+        readline.createInterface({ input: socket })
+          .on('line', (line) => this.receive(line))
+          .on('error', (error) => this.fail(`QEMU: QMP connection error: ${error.message}`));
         socket.on('close', () => this.fail('QEMU: QMP connection closed'));
         return socket;
       }

@@ -1,4 +1,4 @@
-/** The `null-co` driver: a node of a given length that stores nothing. */
+/** The `null-co` and `null-aio` drivers: a node of a given length that stores nothing. */
 import { BlockNode, type CommonNodeOptions } from '../block-node';
 import { toQemuJson } from '../qobject';
 
@@ -11,12 +11,13 @@ export interface NullOptions {
 const DEFAULT_SIZE = 1 << 30;
 
 export class NullNode extends BlockNode {
-  constructor(nodeName: string, private readonly options: NullOptions, common: CommonNodeOptions) {
+  constructor(
+    nodeName: string,
+    readonly driver: 'null-co' | 'null-aio',
+    private readonly options: NullOptions,
+    common: CommonNodeOptions,
+  ) {
     super(nodeName, options.size ?? DEFAULT_SIZE, common);
-  }
-
-  get driver(): string {
-    return 'null-co';
   }
 
   /**
@@ -25,8 +26,8 @@ export class NullNode extends BlockNode {
    */
   get filename(): string {
     const { size, 'read-zeroes': readZeroes } = this.options;
-    if (size === undefined && readZeroes === undefined) return 'null-co://';
-    return `json:${toQemuJson({ size, 'read-zeroes': readZeroes, driver: 'null-co' })}`;
+    if (size === undefined && readZeroes === undefined) return `${this.driver}://`;
+    return `json:${toQemuJson({ size, 'read-zeroes': readZeroes, driver: this.driver })}`;
   }
 
   get actualSize(): number {

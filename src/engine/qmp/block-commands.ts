@@ -43,7 +43,7 @@ export interface BlockdevOptions extends NullOptions {
 export function blockdevAdd(graph: BlockGraph, options: BlockdevOptions): Record<string, never> {
   const nodeName = options['node-name'];
   if (nodeName === undefined) throw genericError("'node-name' must be specified for the root node");
-  if (options.driver !== 'null-co') {
+  if (options.driver !== 'null-co' && options.driver !== 'null-aio') {
     throw genericError(`Bitmap Lab does not implement the block driver '${options.driver}' yet`);
   }
   graph.checkNewNodeName(nodeName);
@@ -56,7 +56,7 @@ export function blockdevAdd(graph: BlockGraph, options: BlockdevOptions): Record
     detectZeroes: options['detect-zeroes'] ?? 'off',
     cache: { direct: options.cache?.direct ?? false, noFlush: options.cache?.['no-flush'] ?? false },
   };
-  graph.add(new NullNode(nodeName, options, common));
+  graph.add(new NullNode(nodeName, options.driver, options, common));
   return {};
 }
 

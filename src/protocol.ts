@@ -1,0 +1,166 @@
+/**
+ * The messages between the extension host and the playground webview. Both
+ * sides import this module and neither trusts the other: each direction has a
+ * parser that rebuilds the message from known fields, or says what is wrong.
+ * No imports, so the webview bundle stays free of engine and Node code.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * At most this many dirty ranges per bitmap in one snapshot. A bitmap of up to
+ * 4096 granules (the webview's cell view) has at most 2048, so only density
+ * strips of huge, fragmented bitmaps are ever cut short.
+ */
+export const MAX_EXTENTS_PER_BITMAP = 8192;
+
+/** Dirty bytes [start, end), as DirtyBitmap.dirtyExtents() yields them. */
+export type Extent = [start: number, end: number];
+
+export interface BitmapView {
+  name?: string;
+  granularity: number;
+  /** Dirty bytes: dirty granules times the granularity, as QEMU counts. */
+  count: number;
+  recording: boolean;
+  busy: boolean;
+  persistent: boolean;
+  inconsistent: boolean;
+  /** Sorted and disjoint; the first MAX_EXTENTS_PER_BITMAP only. */
+  extents: Extent[];
+  /** The extents stop early: nothing past the last one is known. */
+  truncated?: true;
+}
+
+export interface NodeView {
+  nodeName: string;
+  driver: string;
+  length: number;
+  bitmaps: BitmapView[];
+}
+
+export interface SnapshotMessage {
+  type: 'snapshot';
+  version: typeof PROTOCOL_VERSION;
+  nodes: NodeView[];
+}
+
+export type ToWebviewMessage = SnapshotMessage;
+
+/** The webview has loaded (first time, after a reload, or shown again) and wants a snapshot. */
+export interface ReadyMessage {
+  type: 'ready';
+  version: typeof PROTOCOL_VERSION;
+}
+
+export type FromWebviewMessage = ReadyMessage;
+
+/** A parsed message, or where and why it was refused. */
+export type Parsed<T> = { message: T } | { error: string };
+
+export function parseFromWebview(data: unknown): Parsed<FromWebviewMessage> {
+  return parse(data, (message) => {
+    if (message.type !== 'ready') fail('type', `unknown message type ${describe(message.type)}`);
+    return { type: 'ready', version: PROTOCOL_VERSION };
+  });
+}
+
+export function parseToWebview(data: unknown): Parsed<ToWebviewMessage> {
+  return parse(data, (message) => {
+    if (message.type !== 'snapshot') fail('type', `unknown message type ${describe(message.type)}`);
+    return { type: 'snapshot', version: PROTOCOL_VERSION, nodes: array(message.nodes, 'nodes').map(node) };
+  });
+}
+
+class Invalid extends Error {}
+
+function fail(path: string, what: string): never {
+  throw new Invalid(`${path}: ${what}`);
+}
+
+function parse<T>(data: unknown, build: (message: Record<string, unknown>) => T): Parsed<T> {
+  try {
+    const message = object(data, 'message');
+    if (message.version !== PROTOCOL_VERSION) {
+      fail('version', `expected ${PROTOCOL_VERSION}, got ${describe(message.version)}`);
+    }
+    return { message: build(message) };
+  } catch (error) {
+    if (error instanceof Invalid) return { error: error.message };
+    throw error;
+  }
+}
+
+const describe = (value: unknown) => (typeof value === 'string' ? JSON.stringify(value) : String(value));
+
+function object(value: unknown, path: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(path, 'not an object');
+  return value as Record<string, unknown>;
+}
+
+function array(value: unknown, path: string): unknown[] {
+  if (!Array.isArray(value)) fail(path, 'not an array');
+  return value;
+}
+
+function string(value: unknown, path: string): string {
+  if (typeof value !== 'string') fail(path, 'not a string');
+  return value;
+}
+
+function boolean(value: unknown, path: string): boolean {
+  if (typeof value !== 'boolean') fail(path, 'not a boolean');
+  return value;
+}
+
+function byteCount(value: unknown, path: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) fail(path, 'not a byte count');
+  return value as number;
+}
+
+function node(value: unknown, index: number): NodeView {
+  const path = `nodes[${index}]`;
+  const fields = object(value, path);
+  const length = byteCount(fields.length, `${path}.length`);
+  return {
+    nodeName: string(fields.nodeName, `${path}.nodeName`),
+    driver: string(fields.driver, `${path}.driver`),
+    length,
+    bitmaps: array(fields.bitmaps, `${path}.bitmaps`).map((bitmap, i) => bitmapView(bitmap, `${path}.bitmaps[${i}]`, length)),
+  };
+}
+
+function bitmapView(value: unknown, path: string, length: number): BitmapView {
+  const fields = object(value, path);
+  const granularity = byteCount(fields.granularity, `${path}.granularity`);
+  if (granularity === 0) fail(`${path}.granularity`, 'is zero');
+  const truncated = fields.truncated === undefined ? false : boolean(fields.truncated, `${path}.truncated`);
+  return {
+    ...(fields.name !== undefined && { name: string(fields.name, `${path}.name`) }),
+    granularity,
+    count: byteCount(fields.count, `${path}.count`),
+    recording: boolean(fields.recording, `${path}.recording`),
+    busy: boolean(fields.busy, `${path}.busy`),
+    persistent: boolean(fields.persistent, `${path}.persistent`),
+    inconsistent: boolean(fields.inconsistent, `${path}.inconsistent`),
+    extents: extents(fields.extents, `${path}.extents`, length),
+    ...(truncated && { truncated: true }),
+  };
+}
+
+/** The renderers rely on extents being in order, disjoint and inside the node. */
+function extents(value: unknown, path: string, length: number): Extent[] {
+  const list = array(value, path);
+  if (list.length > MAX_EXTENTS_PER_BITMAP) fail(path, `more than ${MAX_EXTENTS_PER_BITMAP} extents`);
+  let previousEnd = 0;
+  return list.map((item, i) => {
+    const pair = array(item, `${path}[${i}]`);
+    const start = byteCount(pair[0], `${path}[${i}][0]`);
+    const end = byteCount(pair[1], `${path}[${i}][1]`);
+    if (pair.length !== 2 || start < previousEnd || end <= start || end > length) {
+      fail(`${path}[${i}]`, 'not an ordered, disjoint, non-empty range inside the node');
+    }
+    previousEnd = end;
+    return [start, end];
+  });
+}
