@@ -12,10 +12,12 @@ const ALL_ONES = 0xffffffff;
 /** Indices are 32-bit in the word arithmetic below (`>>> 5`). */
 export const MAX_BITS = 2 ** 32 - 64;
 
+/** Bits set in each 16-bit value: two table loads beat the bit tricks in V8. */
+const POPCOUNT16 = new Uint8Array(1 << 16);
+for (let i = 1; i < POPCOUNT16.length; i++) POPCOUNT16[i] = (i & 1) + POPCOUNT16[i >>> 1];
+
 export function popcount32(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  return POPCOUNT16[x & 0xffff] + POPCOUNT16[x >>> 16];
 }
 
 function lowestBit(x: number): number {
@@ -115,20 +117,26 @@ export class HBitmap {
   /** this |= other, for bit sets of the same size. */
   merge(other: HBitmap): void {
     if (other.size !== this.size) throw new RangeError('merge of bit sets of different sizes');
+    if (other.setBits === 0) return;
+    if (this.setBits === 0) {
+      this.levels.forEach((level, i) => level.set(other.levels[i]));
+      this.setBits = other.setBits;
+      return;
+    }
     const dst = this.levels[0];
     const src = other.levels[0];
     const srcWords = other.levels[1];
     let added = 0;
-    // Visit only the source's non-zero words, found through its level 1.
-    for (let w1 = 0; w1 < srcWords.length; w1++) {
-      for (let mask = srcWords[w1]; mask !== 0; mask &= mask - 1) {
-        const word = w1 * 32 + lowestBit(mask);
+    // Visit only the blocks of 32 words where the source has bits, found through its level 1.
+    for (let block = 0; block < srcWords.length; block++) {
+      if (srcWords[block] === 0) continue;
+      const end = Math.min(block * 32 + 32, dst.length);
+      // Branch-free: on dense random bits, branches mispredict more than they save.
+      for (let word = block * 32; word < end; word++) {
         const old = dst[word];
-        const merged = (old | src[word]) >>> 0;
-        if (merged !== old) {
-          added += popcount32(merged ^ old);
-          dst[word] = merged;
-        }
+        const merged = old | src[word];
+        dst[word] = merged;
+        added += popcount32(merged ^ old);
       }
     }
     this.setBits += added;
@@ -164,7 +172,8 @@ export class HBitmap {
       }
     }
     if (level === 0) this.setBits += added;
-    if (level + 1 < this.levels.length) this.setLevel(level + 1, firstWord, lastWord);
+    // Words that did not change were already non-zero, so their parents are set.
+    if (added > 0 && level + 1 < this.levels.length) this.setLevel(level + 1, firstWord, lastWord);
   }
 
   private resetLevel(level: number, first: number, last: number): void {

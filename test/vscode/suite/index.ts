@@ -6,7 +6,9 @@ import Mocha from 'mocha';
 export async function run(): Promise<void> {
   // No colours: the output reaches the terminal through the workbench's console, not a TTY.
   const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 20_000 });
-  for (const file of readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort()) {
+  // *.spec.js, not *.test.js: scripts/run-tests.mjs hands every *.test.js to node --test,
+  // where `vscode` cannot be loaded.
+  for (const file of readdirSync(__dirname).filter((name) => name.endsWith('.spec.js')).sort()) {
     mocha.addFile(join(__dirname, file));
   }
   const runner = await new Promise<Mocha.Runner>((resolve) => {
