@@ -1,8 +1,10 @@
 /**
- * A block node (QEMU's BlockDriverState) as far as dirty bitmaps see it: a
- * length, and the list of bitmaps that its writes dirty, newest first.
+ * A block node (QEMU's BlockDriverState): its children, its I/O requests
+ * with QEMU's generic checks around the driver's own behaviour, and the list
+ * of dirty bitmaps that its writes dirty, newest first.
  */
 import { DirtyBitmap, checkBitmap, BUSY } from './dirty-bitmap';
+import { ERRNO, IoError } from './io-error';
 import { genericError } from './qmp-error';
 
 export const MAX_BITMAP_NAME_BYTES = 1023;
@@ -11,30 +13,70 @@ const utf8 = new TextEncoder();
 /** Options every driver takes (the base of QAPI BlockdevOptions). */
 export interface CommonNodeOptions {
   readOnly: boolean;
+  /** `discard: unmap` (BDRV_O_UNMAP): discards reach the driver. */
+  discardUnmap: boolean;
   detectZeroes: 'off' | 'on' | 'unmap';
   cache: { direct: boolean; noFlush: boolean };
 }
 
 export const DEFAULT_NODE_OPTIONS: CommonNodeOptions = {
   readOnly: false,
+  discardUnmap: false,
   detectZeroes: 'off',
   cache: { direct: false, noFlush: false },
 };
 
-const SECTOR = 512;
+export const SECTOR = 512;
+
+/** The blkdebug events a driver can announce (BlkdebugEvent in QAPI). */
+export const BLKDEBUG_EVENTS = [
+  'l1_update', 'l1_grow_alloc_table', 'l1_grow_write_table', 'l1_grow_activate_table', 'l2_load', 'l2_update',
+  'l2_update_compressed', 'l2_alloc_cow_read', 'l2_alloc_write', 'read_aio', 'read_backing_aio', 'read_compressed',
+  'write_aio', 'write_compressed', 'vmstate_load', 'vmstate_save', 'cow_read', 'cow_write', 'reftable_load',
+  'reftable_grow', 'reftable_update', 'refblock_load', 'refblock_update', 'refblock_update_part', 'refblock_alloc',
+  'refblock_alloc_hookup', 'refblock_alloc_write', 'refblock_alloc_write_blocks', 'refblock_alloc_write_table',
+  'refblock_alloc_switch_table', 'cluster_alloc', 'cluster_alloc_bytes', 'cluster_free', 'flush_to_os',
+  'flush_to_disk', 'pwritev_rmw_head', 'pwritev_rmw_after_head', 'pwritev_rmw_tail', 'pwritev_rmw_after_tail',
+  'pwritev', 'pwritev_zero', 'pwritev_done', 'empty_image_prepare', 'l1_shrink_write_table',
+  'l1_shrink_free_l2_clusters', 'cor_write', 'cluster_alloc_space', 'none',
+] as const;
+export type BlkdebugEvent = (typeof BLKDEBUG_EVENTS)[number];
+
+/** What block status says of a byte range (bdrv_block_status()). */
+export interface BlockStatus {
+  /** Bytes from the requested offset that share this status. */
+  length: number;
+  /** The range reads as zeroes. */
+  zero: boolean;
+  /** The range holds data in this node (not zero, not from a backing file). */
+  data: boolean;
+  /** The range is allocated in this node rather than left to its backing file. */
+  allocated: boolean;
+}
 
 export abstract class BlockNode {
   /** Newest first, as QEMU inserts at the head of the list. */
   readonly bitmaps: DirtyBitmap[] = [];
-  /** QEMU counts a node's length in whole 512-byte sectors (bdrv_getlength()). */
-  readonly length: number;
+  /** Children by role (`file`, `backing`, `image`), as QEMU names the edges. */
+  readonly children = new Map<string, BlockNode>();
+  private byteLength: number;
 
   constructor(
     readonly nodeName: string,
     size: number,
     readonly common: CommonNodeOptions = DEFAULT_NODE_OPTIONS,
   ) {
-    this.length = Math.ceil(size / SECTOR) * SECTOR;
+    this.byteLength = size;
+  }
+
+  /** QEMU counts a node's length in whole 512-byte sectors (bdrv_getlength()). */
+  get length(): number {
+    return Math.ceil(this.byteLength / SECTOR) * SECTOR;
+  }
+
+  /** A protocol node grows when written past its end; format nodes do not. */
+  protected setByteLength(bytes: number): void {
+    this.byteLength = bytes;
   }
 
   /** The QAPI driver name (`null-co`, `qcow2`, ...). */
@@ -45,6 +87,92 @@ export abstract class BlockNode {
 
   /** Bytes the node occupies on the host. */
   abstract get actualSize(): number;
+
+  /** Whether writes past the end grow the node (protocol nodes). */
+  protected get growable(): boolean {
+    return false;
+  }
+
+  // Driver hooks: the node's own behaviour, in bytes, after the generic checks.
+  protected abstract driverRead(offset: number, buffer: Uint8Array): void;
+  protected abstract driverWrite(offset: number, data: Uint8Array): void;
+  protected driverWriteZeroes(offset: number, bytes: number, _mayUnmap: boolean): void {
+    this.driverWrite(offset, new Uint8Array(bytes));
+  }
+  /** Returns false when the driver cannot discard (QEMU then does nothing). */
+  protected driverDiscard(_offset: number, _bytes: number): boolean {
+    return false;
+  }
+  protected driverFlush(): void {}
+  abstract blockStatus(offset: number, bytes: number): BlockStatus;
+
+  /** Releases what the node holds (file handles); persistent bitmaps are stored first. */
+  close(): void {}
+
+  /** The child that carries this node's data (bdrv_primary_bs()): `file` or `image`. */
+  get primaryChild(): BlockNode | undefined {
+    return this.children.get('file') ?? this.children.get('image');
+  }
+
+  /**
+   * BLKDBG_EVENT(): a format driver announces what it is about to do to its
+   * file; it travels down to the first node that listens (blkdebug).
+   */
+  debugEvent(event: BlkdebugEvent): void {
+    this.primaryChild?.debugEvent(event);
+  }
+
+  /** bdrv_co_truncate() on a protocol node; drivers that can resize override this. */
+  truncate(_bytes: number): void {
+    throw new IoError(ERRNO.ENOTSUP);
+  }
+
+  read(offset: number, bytes: number): Uint8Array {
+    this.checkRange(offset, bytes, false);
+    const buffer = new Uint8Array(bytes);
+    if (bytes > 0) this.driverRead(offset, buffer);
+    return buffer;
+  }
+
+  /** bdrv_co_pwritev(): bitmaps are dirtied even when the write fails. */
+  write(offset: number, data: Uint8Array): void {
+    this.checkRange(offset, data.length, true);
+    this.tracked(offset, data.length, () => this.driverWrite(offset, data));
+  }
+
+  writeZeroes(offset: number, bytes: number, mayUnmap = false): void {
+    this.checkRange(offset, bytes, true);
+    this.tracked(offset, bytes, () => this.driverWriteZeroes(offset, bytes, mayUnmap));
+  }
+
+  /** bdrv_co_pdiscard(): a no-op unless the node was opened with discard=unmap. */
+  discard(offset: number, bytes: number): void {
+    this.checkRange(offset, bytes, false);
+    if (!this.common.discardUnmap) return;
+    this.tracked(offset, bytes, () => this.driverDiscard(offset, bytes));
+  }
+
+  flush(): void {
+    this.driverFlush();
+  }
+
+  private checkRange(offset: number, bytes: number, growing: boolean): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(bytes) || offset < 0 || bytes < 0) {
+      throw new IoError(ERRNO.EINVAL);
+    }
+    if (offset + bytes > this.length && !(growing && this.growable)) throw new IoError(ERRNO.EIO);
+  }
+
+  /** bdrv_co_write_req_prepare() / _finish(): the checks, the request, the dirtying. */
+  private tracked(offset: number, bytes: number, request: () => void): void {
+    try {
+      if (this.bitmaps.some((bitmap) => bitmap.readonly)) throw new IoError(ERRNO.EPERM);
+      request();
+    } finally {
+      if (offset + bytes > this.byteLength && this.growable) this.setByteLength(offset + bytes);
+      this.markDirty(offset, bytes);
+    }
+  }
 
   /** Cluster size from the driver's info call, when it has one. */
   get clusterSize(): number | undefined {

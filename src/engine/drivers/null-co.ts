@@ -1,5 +1,5 @@
 /** The `null-co` and `null-aio` drivers: a node of a given length that stores nothing. */
-import { BlockNode, type CommonNodeOptions } from '../block-node';
+import { BlockNode, type BlockStatus, type CommonNodeOptions } from '../block-node';
 import { toQemuJson } from '../qobject';
 
 export interface NullOptions {
@@ -32,5 +32,15 @@ export class NullNode extends BlockNode {
 
   get actualSize(): number {
     return 0;
+  }
+
+  /** Without read-zeroes QEMU leaves the buffer as it was; ours is always fresh zeroes. */
+  protected driverRead(): void {}
+
+  protected driverWrite(): void {}
+
+  blockStatus(_offset: number, bytes: number): BlockStatus {
+    const zero = this.options['read-zeroes'] ?? false;
+    return { length: bytes, zero, data: false, allocated: zero };
   }
 }

@@ -36,6 +36,7 @@ export interface BlockdevOptions extends NullOptions {
   'node-name'?: string;
   cache?: { direct?: boolean; 'no-flush'?: boolean };
   'read-only'?: boolean;
+  discard?: 'ignore' | 'unmap';
   'detect-zeroes'?: CommonNodeOptions['detectZeroes'];
 }
 
@@ -53,6 +54,7 @@ export function blockdevAdd(graph: BlockGraph, options: BlockdevOptions): Record
   }
   const common: CommonNodeOptions = {
     readOnly: options['read-only'] ?? false,
+    discardUnmap: options.discard === 'unmap',
     detectZeroes: options['detect-zeroes'] ?? 'off',
     cache: { direct: options.cache?.direct ?? false, noFlush: options.cache?.['no-flush'] ?? false },
   };

@@ -1,0 +1,30 @@
+/** An I/O request's failure, as an errno with the C library's text. */
+export const ERRNO = {
+  EPERM: 1,
+  EIO: 5,
+  EACCES: 13,
+  EINVAL: 22,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ENOTSUP: 95,
+} as const;
+
+const STRERROR: Record<number, string> = {
+  1: 'Operation not permitted',
+  5: 'Input/output error',
+  13: 'Permission denied',
+  22: 'Invalid argument',
+  27: 'File too large',
+  28: 'No space left on device',
+  95: 'Operation not supported',
+};
+
+export function strerror(errno: number): string {
+  return STRERROR[errno] ?? `Unknown error ${errno}`;
+}
+
+export class IoError extends Error {
+  constructor(readonly errno: number, detail?: string) {
+    super(detail ?? strerror(errno));
+  }
+}
