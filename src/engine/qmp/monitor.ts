@@ -5,6 +5,7 @@
  */
 import type { Engine } from '../engine';
 import { QmpError, genericError, type ErrorClass } from '../qmp-error';
+import { qdictOrder } from '../qobject';
 import * as bitmaps from './bitmap-commands';
 import { blockdevAdd, blockdevDel, blockdevOptionsType, queryNamedBlockNodes, type BlockdevOptions } from './block-commands';
 import { arrayOf, bool, enumOf, str, struct, visit, type QapiType } from './qapi';
@@ -75,7 +76,9 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 function checkRequest(request: unknown): { command: string; args: Record<string, unknown> } {
   if (!isObject(request)) throw genericError('QMP input must be a JSON object');
   let command: string | undefined;
-  for (const [key, value] of Object.entries(request)) {
+  // QEMU checks the members in QDict order, so with several problems the first one there is reported.
+  for (const key of qdictOrder(Object.keys(request))) {
+    const value = request[key];
     if (key === 'execute') {
       if (typeof value !== 'string') throw genericError("QMP input member 'execute' must be a string");
       command = value;

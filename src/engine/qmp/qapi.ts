@@ -4,6 +4,8 @@
  * schema order, a struct's unexpected members after all its members).
  */
 import { genericError } from '../qmp-error';
+import { qdictOrder } from '../qobject';
+import { firstUnexpected } from './ghash-order';
 
 export type QapiType =
   | { kind: 'str' | 'bool' | 'int' | 'uint64' | 'uint32' | 'number' | 'any' }
@@ -131,10 +133,10 @@ function visitMembers(members: Members, input: Record<string, Json>, path: Path,
   }
 }
 
+/** qobject_input_check_struct(): the first key left in QEMU's GHashTable once the visited members are gone. */
 function checkUnexpected(input: Record<string, Json>, out: Record<string, Json>, path: Path): void {
-  for (const key of Object.keys(input)) {
-    if (!(key in out)) throw genericError(`Parameter '${path.member(key).full()}' is unexpected`);
-  }
+  const key = firstUnexpected(qdictOrder(Object.keys(input)), Object.keys(out));
+  if (key !== undefined) throw genericError(`Parameter '${path.member(key).full()}' is unexpected`);
 }
 
 function visitStruct(members: Members, value: Json, path: Path): Record<string, Json> {
