@@ -6,6 +6,7 @@
 import { DirtyBitmap, checkBitmap, BUSY } from './dirty-bitmap';
 import { ERRNO, IoError } from './io-error';
 import { genericError } from './qmp-error';
+import { qdictOrder, toQemuJson } from './qobject';
 
 export const MAX_BITMAP_NAME_BYTES = 1023;
 const utf8 = new TextEncoder();
@@ -54,6 +55,14 @@ export interface BlockStatus {
   allocated: boolean;
 }
 
+/** What bdrv_get_info() and the format-specific info say of a node. */
+export interface DriverInfo {
+  clusterSize?: number;
+  /** The image is marked dirty (qcow2 lazy refcounts). */
+  dirty: boolean;
+  formatSpecific?: unknown;
+}
+
 export abstract class BlockNode {
   /** Newest first, as QEMU inserts at the head of the list. */
   readonly bitmaps: DirtyBitmap[] = [];
@@ -82,11 +91,70 @@ export abstract class BlockNode {
   /** The QAPI driver name (`null-co`, `qcow2`, ...). */
   abstract readonly driver: string;
 
-  /** What QEMU shows as the node's file name (bdrv_refresh_filename()). */
-  abstract get filename(): string;
+  /**
+   * bs->options: what the node was opened with, flattened as QEMU keeps them
+   * (`inject-error.0.event`), children excluded. Set by whoever opens it.
+   */
+  options: Readonly<Record<string, unknown>> = {};
 
-  /** Bytes the node occupies on the host. */
-  abstract get actualSize(): number;
+  /** Options that change what the node is; a trailing `.` matches a prefix. */
+  protected get strongRuntimeOptions(): readonly string[] {
+    return [];
+  }
+
+  /** Filters (blkdebug) cannot be reopened from their child's file name. */
+  protected get isFilter(): boolean {
+    return false;
+  }
+
+  /** Protocol nodes (file) are opened from a file name. */
+  get isProtocol(): boolean {
+    return false;
+  }
+
+  /** bdrv_filter_or_cow_child(): what a filter filters, or a COW format's backing. */
+  get filterOrCowChild(): BlockNode | undefined {
+    return this.isFilter ? this.primaryChild : this.children.get('backing');
+  }
+
+  /** The user chose a backing node other than the one the image names. */
+  protected get backingOverridden(): boolean {
+    return false;
+  }
+
+  /** bs->full_open_options: the strong options, the driver, and the children's. */
+  fullOpenOptions(): Record<string, unknown> {
+    const options: Record<string, unknown> = { driver: this.driver };
+    for (const key of qdictOrder(Object.keys(this.options))) {
+      const strong = this.strongRuntimeOptions.some((name) => (name.endsWith('.') ? key.startsWith(name) : key === name));
+      if (strong) options[key] = this.options[key];
+    }
+    for (const [role, child] of this.children) {
+      if (role !== 'backing' || this.backingOverridden) options[role] = child.fullOpenOptions();
+    }
+    if (this.backingOverridden && !this.children.has('backing')) options.backing = null;
+    return options;
+  }
+
+  /**
+   * bs->exact_filename: a format node over a protocol node takes its file's
+   * name, unless strong options or an overridden backing make it something
+   * that file name alone would not open.
+   */
+  exactFilename(): string | undefined {
+    const primary = this.primaryChild;
+    const strong = Object.keys(this.fullOpenOptions()).some((key) => key !== 'driver' && !this.children.has(key));
+    if (!primary?.isProtocol || this.isFilter || strong || this.backingOverridden) return undefined;
+    return primary.exactFilename();
+  }
+
+  /** What QEMU shows as the node's file name (bdrv_refresh_filename()). */
+  get filename(): string {
+    return this.exactFilename() ?? `json:${toQemuJson(this.fullOpenOptions())}`;
+  }
+
+  /** Bytes the node occupies on the host, when the driver can tell. */
+  abstract get actualSize(): number | undefined;
 
   /** Whether writes past the end grow the node (protocol nodes). */
   protected get growable(): boolean {
@@ -174,14 +242,14 @@ export abstract class BlockNode {
     }
   }
 
-  /** Cluster size from the driver's info call, when it has one. */
-  get clusterSize(): number | undefined {
-    return undefined;
+  /** bdrv_get_info(): a filter answers for its child; undefined for drivers without one (null-co). */
+  driverInfo(): DriverInfo | undefined {
+    return this.isFilter ? this.primaryChild?.driverInfo() : undefined;
   }
 
   /** bdrv_get_default_bitmap_granularity(). */
   defaultGranularity(): number {
-    const cluster = this.clusterSize;
+    const cluster = this.driverInfo()?.clusterSize;
     return cluster && cluster > 0 ? Math.min(65536, Math.max(4096, cluster)) : 65536;
   }
 

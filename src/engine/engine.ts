@@ -1,19 +1,16 @@
-/** One emulated QEMU: its block graph, and the guest I/O that dirties bitmaps. */
+/** One emulated QEMU: its block graph, how nodes are opened, and guest I/O. */
+import { BlockBackend } from './block-backend';
 import { BlockGraph } from './block-graph';
+import { NodeOpener } from './qmp/block-commands';
 
 export class Engine {
   readonly graph = new BlockGraph();
+  readonly opener = new NodeOpener(this.graph);
+  /** Where QEMU would print on its stdout and stderr (qemu-io's reports). */
+  console: (text: string, stream: 'stdout' | 'stderr') => void = () => {};
 
-  /**
-   * A guest write (or write-zeroes, or discard) of `bytes` at `offset` on a
-   * node: every enabled bitmap of the node gets the overlapped granules.
-   */
-  guestWrite(nodeName: string, offset: number, bytes: number): void {
-    const node = this.graph.find(nodeName);
-    if (!node) throw new RangeError(`no node named '${nodeName}'`);
-    if (offset < 0 || bytes < 0 || offset + bytes > node.length) {
-      throw new RangeError(`write of ${bytes} bytes at ${offset} is outside node '${nodeName}' (${node.length} bytes)`);
-    }
-    node.markDirty(offset, bytes);
+  /** A guest's view of a node, as qemu-io gets one (bdrv_lookup_bs() by name). */
+  backend(nodeName: string): BlockBackend {
+    return new BlockBackend(this.graph.lookupDeviceOrNode('', nodeName));
   }
 }

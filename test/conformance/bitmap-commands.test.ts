@@ -16,7 +16,7 @@ const qmp = (execute: string, args?: Record<string, unknown>): Step => (args ? {
 const nullNode = (name: string, size = 64 * MiB) => qmp('blockdev-add', { driver: 'null-co', 'node-name': name, size });
 const add = (name: string, extra: Record<string, unknown> = {}, node = 'n0') => qmp('block-dirty-bitmap-add', { node, name, ...extra });
 const bitmap = (command: string, name: string, node = 'n0') => qmp(`block-dirty-bitmap-${command}`, { node, name });
-const write = (offset: number, bytes: number, node = 'n0'): Step => ({ io: 'write', node, offset, bytes });
+const write = (offset: number, bytes: number, node = 'n0'): Step => ({ io: `write ${offset} ${bytes}`, node });
 const action = (type: string, data: Record<string, unknown>) => ({ type, data });
 
 const scenarios: Record<string, Step[]> = {
@@ -61,7 +61,7 @@ const scenarios: Record<string, Step[]> = {
     write(0xf8000, 65536),
     write(3 * MiB + 100, 1),
     write(10 * MiB - 4096, 8192),
-    { io: 'write -z', node: 'n0', offset: 20 * MiB, bytes: 131072 },
+    { io: `write -z ${20 * MiB} 131072`, node: 'n0' },
     bitmap('enable', 'off'),
     write(63 * MiB, MiB),
     bitmap('disable', 'g64k'),
@@ -104,7 +104,7 @@ const scenarios: Record<string, Step[]> = {
     add('s', {}, 'small'),
     write(4096, 4096),
     write(5 * MiB, 1),
-    { io: 'write', node: 'n1', offset: 7 * MiB, bytes: 65536 },
+    write(7 * MiB, 65536, 'n1'),
     qmp('block-dirty-bitmap-merge', { node: 'n0', target: 't', bitmaps: ['a'] }),
     qmp('block-dirty-bitmap-merge', { node: 'n0', target: 'a', bitmaps: ['b', { node: 'n1', name: 'x' }] }),
     qmp('block-dirty-bitmap-merge', { node: 'n0', target: 't', bitmaps: ['t'] }),

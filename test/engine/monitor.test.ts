@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine';
 import { QmpMonitor, QEMU_VERSION } from '../../src/engine/qmp/monitor';
+import { IoError } from '../../src/engine/io-error';
 
 const negotiated = () => new QmpMonitor(new Engine(), { negotiated: true });
 
@@ -45,16 +46,17 @@ test('a request that is not an object gets QEMU error', () => {
   }
 });
 
-test('guest writes through the engine dirty bitmaps made over QMP', () => {
+test('guest writes through a backend dirty bitmaps made over QMP; writes past the end fail and dirty nothing', () => {
   const engine = new Engine();
   const monitor = new QmpMonitor(engine, { negotiated: true });
   monitor.execute({ execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'n0', size: 1 << 20 } });
   monitor.execute({ execute: 'block-dirty-bitmap-add', arguments: { node: 'n0', name: 'b', granularity: 4096 } });
-  engine.guestWrite('n0', 4095, 2);
-  const [node] = (monitor.execute({ execute: 'query-named-block-nodes' }) as { return: Array<Record<string, any>> }).return;
-  assert.equal(node['dirty-bitmaps'][0].count, 8192);
-  assert.throws(() => engine.guestWrite('n0', 1 << 20, 1), RangeError);
-  assert.throws(() => engine.guestWrite('nowhere', 0, 1), RangeError);
+  const count = () => (monitor.execute({ execute: 'query-named-block-nodes' }) as { return: Array<Record<string, any>> }).return[0]['dirty-bitmaps'][0].count;
+  engine.backend('n0').write(4095, new Uint8Array(2));
+  assert.equal(count(), 8192);
+  assert.throws(() => engine.backend('n0').write((1 << 20) - 1, new Uint8Array(2)), IoError);
+  assert.equal(count(), 8192);
+  assert.throws(() => engine.backend('nowhere'), { desc: "Cannot find device='' nor node-name='nowhere'" });
 });
 
 test('merging an empty list of sources changes nothing (QEMU 7.2 crashes here)', () => {

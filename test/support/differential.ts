@@ -1,27 +1,38 @@
 /**
  * Runs one sequence of steps on real QEMU and on our engine and records, for
- * each side, every reply and the state of every node afterwards, so a test
- * can compare the two transcripts whole.
+ * each side, every reply, what qemu-io printed, and the state of every node
+ * afterwards, so a test can compare the two transcripts whole.
+ *
+ * Each side gets its own scratch directory; `@DIR@` in a step stands for it,
+ * and the directory is written back as `@DIR@` in the transcript.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { QmpMonitor } from '../../src/engine/qmp/monitor';
 import { QemuProcess } from './qemu';
 
 export type Step =
   | { execute: string; arguments?: Record<string, unknown> }
-  /** A guest write through qemu-io (discards come with image files: null-co ignores them). */
-  | { io: 'write' | 'write -z'; node: string; offset: number; bytes: number };
+  /** A guest request through HMP's qemu-io. */
+  | { io: string; node: string };
 
 export interface Transcript {
   step: string;
   reply: unknown;
+  stdout: string;
   nodes: unknown;
   sha256: Record<string, string>;
 }
 
+/** Prepares a side's scratch directory (image files) before the steps run. */
+export type Setup = (dir: string) => void;
+
 interface Side {
   execute(request: Record<string, unknown>): Promise<unknown>;
-  io(step: Extract<Step, { io: string }>): Promise<void>;
+  /** What QEMU printed on stdout since the last call. */
+  takeStdout(): string;
 }
 
 type NodeInfo = { 'node-name': string; 'dirty-bitmaps'?: Array<{ name?: string }> };
@@ -42,44 +53,84 @@ async function snapshot(side: Side): Promise<Pick<Transcript, 'nodes' | 'sha256'
   return { nodes: reply.return, sha256 };
 }
 
-async function record(side: Side, steps: Step[]): Promise<Transcript[]> {
+function request(step: Step): Record<string, unknown> {
+  if (!('io' in step)) return step;
+  return { execute: 'human-monitor-command', arguments: { 'command-line': `qemu-io ${step.node} "${step.io}"` } };
+}
+
+/**
+ * `json:{...}` file names compare as parsed objects: where flattened options
+ * share a QDict bucket, QEMU's member order depends on copies we do not
+ * replay (docs/differences-from-qemu.md).
+ */
+function canonicalJsonFilename(_key: string, value: unknown): unknown {
+  if (typeof value !== 'string' || !value.startsWith('json:')) return value;
+  const sorted = (v: unknown): unknown =>
+    typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).sort().map(([k, x]) => [k, sorted(x)])) : v;
+  return `json:${JSON.stringify(sorted(JSON.parse(value.slice(5))))}`;
+}
+
+/** qemu-io's second report line holds timings; everything else must match. */
+const withoutTimings = (stdout: string) => stdout.split('\n').filter((line) => !/ ops; .* sec \(/.test(line)).join('\n');
+
+async function record(side: Side, steps: Step[], dir: string): Promise<Transcript[]> {
+  const toSide = (step: Step) => JSON.parse(JSON.stringify(step).replaceAll('@DIR@', dir)) as Step;
+  const fromSide = (value: unknown): unknown =>
+    JSON.parse(JSON.stringify(value ?? null).replaceAll(dir, '@DIR@').replace(/#block\d+/g, '#block'), canonicalJsonFilename);
   const transcript: Transcript[] = [];
   for (const step of steps) {
-    let reply: unknown;
-    if ('io' in step) await side.io(step);
-    else reply = await side.execute(step);
-    transcript.push({ step: JSON.stringify(step), reply, ...(await snapshot(side)) });
+    const reply = await side.execute(request(toSide(step)));
+    // QEMU prints before it replies, but its stdout pipe may be read a moment later.
+    if ('io' in step) await new Promise((resolve) => setTimeout(resolve, 10));
+    const stdout = withoutTimings(side.takeStdout());
+    const state = await snapshot(side);
+    transcript.push({ step: JSON.stringify(step), reply: fromSide(reply), stdout, ...(fromSide(state) as typeof state) });
   }
   return transcript;
 }
 
-export async function onQemu(steps: Step[]): Promise<Transcript[]> {
-  const qemu = await QemuProcess.start();
+async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-diff-'));
   try {
-    return await record(
-      {
-        execute: (request) => qemu.sendRaw(JSON.stringify(request)),
-        async io({ io, node, offset, bytes }) {
-          const line = `qemu-io ${node} "${io} ${offset} ${bytes}"`;
-          const reply = await qemu.execute('human-monitor-command', { 'command-line': line });
-          if (reply.error) throw new Error(`${line}: ${reply.error.desc}`);
-        },
-      },
-      steps,
-    );
+    setup?.(dir);
+    return await run(dir);
   } finally {
-    await qemu.quit();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export function onEngine(steps: Step[]): Promise<Transcript[]> {
-  const engine = new Engine();
-  const monitor = new QmpMonitor(engine, { negotiated: true });
-  return record(
-    {
-      execute: async (request) => monitor.execute(request),
-      io: async ({ node, offset, bytes }) => engine.guestWrite(node, offset, bytes),
-    },
-    steps,
-  );
+export function onQemu(steps: Step[], setup?: Setup): Promise<Transcript[]> {
+  return inScratchDir(setup, async (dir) => {
+    const qemu = await QemuProcess.start({ cwd: dir });
+    try {
+      let seen = 0;
+      const takeStdout = () => {
+        const all = qemu.stdout();
+        const fresh = all.slice(seen);
+        seen = all.length;
+        return fresh;
+      };
+      return await record({ execute: (message) => qemu.sendRaw(JSON.stringify(message)), takeStdout }, steps, dir);
+    } finally {
+      await qemu.quit();
+    }
+  });
+}
+
+export function onEngine(steps: Step[], setup?: Setup): Promise<Transcript[]> {
+  return inScratchDir(setup, (dir) => {
+    const engine = new Engine();
+    let printed = '';
+    engine.console = (text, stream) => {
+      if (stream === 'stdout') printed += text;
+    };
+    const monitor = new QmpMonitor(engine, { negotiated: true });
+    const takeStdout = () => {
+      const fresh = printed;
+      printed = '';
+      return fresh;
+    };
+    const execute = async (message: Record<string, unknown>) => monitor.execute(message);
+    return record({ execute, takeStdout }, steps, dir).finally(() => execute({ execute: 'quit' }));
+  });
 }

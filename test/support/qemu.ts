@@ -1,5 +1,5 @@
 // Minimal QMP client that drives a real QEMU (no guest) as the reference for tests.
-import { spawn, type ChildProcess } from 'node:child_process';
+import * as childProcess from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -13,14 +13,14 @@ export interface QmpEvent { event: string; data?: unknown }
 const TIMEOUT_MS = 10_000;
 
 function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const file = path.join(dir, name);
+  return (process.env.PATH ?? '').split(path.delimiter).map((dir) => path.join(dir, name)).find((file) => {
     try {
       fs.accessSync(file, fs.constants.X_OK);
-      return file;
-    } catch { /* not in this directory */ }
-  }
-  return undefined;
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
@@ -47,7 +47,7 @@ export class QemuProcess {
   private readonly exited: Promise<void>;
   private socket: net.Socket | undefined;
 
-  private constructor(private readonly child: ChildProcess, private readonly dir: string) {
+  private constructor(private readonly child: childProcess.ChildProcess, private readonly dir: string) {
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { this.out += chunk; });
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.err += chunk; });
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
@@ -74,7 +74,7 @@ export class QemuProcess {
     // Line-buffered stdout so qemu-io output is readable as soon as the command returns.
     const stdbuf = findOnPath('stdbuf');
     const [command, argv] = stdbuf ? [stdbuf, ['-oL', binary, ...args]] : [binary, args];
-    const child = spawn(command, argv, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = childProcess.spawn(command, argv, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const qemu = new QemuProcess(child, dir);
     live.add(qemu);
     try {

@@ -1,6 +1,6 @@
 /** The `file` protocol driver: positional reads and writes on a host file. */
 import * as fs from 'node:fs';
-import { BlockNode, type BlockStatus, type CommonNodeOptions } from '../block-node';
+import { BlockNode, type BlockStatus, type CommonNodeOptions, type DriverInfo } from '../block-node';
 import { IoError } from '../io-error';
 import { genericError } from '../qmp-error';
 
@@ -26,8 +26,20 @@ export class FileNode extends BlockNode {
     this.fd = fd;
   }
 
-  get filename(): string {
+  override get isProtocol(): boolean {
+    return true;
+  }
+
+  protected override get strongRuntimeOptions(): readonly string[] {
+    return ['filename'];
+  }
+
+  override exactFilename(): string {
     return this.path;
+  }
+
+  override driverInfo(): DriverInfo {
+    return { dirty: false };
   }
 
   get actualSize(): number {

@@ -1,6 +1,5 @@
 /** The `null-co` and `null-aio` drivers: a node of a given length that stores nothing. */
 import { BlockNode, type BlockStatus, type CommonNodeOptions } from '../block-node';
-import { toQemuJson } from '../qobject';
 
 export interface NullOptions {
   size?: number;
@@ -14,20 +13,20 @@ export class NullNode extends BlockNode {
   constructor(
     nodeName: string,
     readonly driver: 'null-co' | 'null-aio',
-    private readonly options: NullOptions,
+    private readonly config: NullOptions,
     common: CommonNodeOptions,
   ) {
-    super(nodeName, options.size ?? DEFAULT_SIZE, common);
+    super(nodeName, config.size ?? DEFAULT_SIZE, common);
   }
 
-  /**
-   * bdrv_refresh_filename(): `null-co://` unless an option that changes what
-   * the node is (size, read-zeroes) was given; then the json: form.
-   */
-  get filename(): string {
-    const { size, 'read-zeroes': readZeroes } = this.options;
-    if (size === undefined && readZeroes === undefined) return `${this.driver}://`;
-    return `json:${toQemuJson({ size, 'read-zeroes': readZeroes, driver: this.driver })}`;
+  protected override get strongRuntimeOptions(): readonly string[] {
+    return ['size', 'read-zeroes'];
+  }
+
+  /** null_refresh_filename(): `null-co://` while no strong option was given. */
+  override exactFilename(): string | undefined {
+    const keys = Object.keys(this.fullOpenOptions());
+    return keys.every((key) => key === 'driver') ? `${this.driver}://` : undefined;
   }
 
   get actualSize(): number {
@@ -40,7 +39,7 @@ export class NullNode extends BlockNode {
   protected driverWrite(): void {}
 
   blockStatus(_offset: number, bytes: number): BlockStatus {
-    const zero = this.options['read-zeroes'] ?? false;
+    const zero = this.config['read-zeroes'] ?? false;
     return { length: bytes, zero, data: false, allocated: zero };
   }
 }

@@ -65,7 +65,7 @@ export function addAction(graph: BlockGraph, args: BlockDirtyBitmapAdd): Action 
   return {
     prepare() {
       if (args.name === '') throw genericError('Bitmap name cannot be empty');
-      const node = graph.lookupDeviceOrNode(args.node);
+      const node = graph.lookupDeviceOrNode(args.node, args.node);
       let granularity = node.defaultGranularity();
       if (args.granularity !== undefined) {
         if (args.granularity < 512 || !isPowerOfTwo(args.granularity)) {
@@ -80,7 +80,7 @@ export function addAction(graph: BlockGraph, args: BlockDirtyBitmapAdd): Action 
     },
     commit() {},
     abort() {
-      if (added) graph.lookupDeviceOrNode(args.node).releaseBitmap(added);
+      if (added) graph.lookupDeviceOrNode(args.node, args.node).releaseBitmap(added);
     },
   };
 }
@@ -126,19 +126,27 @@ export function clearAction(graph: BlockGraph, args: BlockDirtyBitmap): Action {
   };
 }
 
-/** block-dirty-bitmap-enable (`enable` true) and -disable. */
+/**
+ * block-dirty-bitmap-enable (`enable` true) and -disable. QEMU's abort
+ * restores "was enabled", which stays false when the bitmap was found but
+ * failed its check: an aborted enable then disables the bitmap. We keep that.
+ */
 export function setEnabledAction(graph: BlockGraph, args: BlockDirtyBitmap, enable: boolean): Action {
-  let changed: { bitmap: DirtyBitmap; wasDisabled: boolean } | undefined;
+  let bitmap: DirtyBitmap | undefined;
+  let wasEnabled = false;
   return {
     prepare() {
-      const { bitmap } = graph.lookupBitmap(args.node, args.name);
+      bitmap = graph.lookupBitmap(args.node, args.name).bitmap;
       checkBitmap(bitmap, ALLOW_RO);
-      changed = { bitmap, wasDisabled: bitmap.disabled };
+      wasEnabled = !bitmap.disabled;
       bitmap.disabled = !enable;
     },
     commit() {},
     abort() {
-      if (changed) changed.bitmap.disabled = changed.wasDisabled;
+      // QEMU 7.2 crashes when the lookup itself failed; we do nothing then.
+      if (!bitmap) return;
+      if (enable && !wasEnabled) bitmap.disabled = true;
+      if (!enable && wasEnabled) bitmap.disabled = false;
     },
   };
 }

@@ -8,7 +8,8 @@ import { QmpError, genericError, type ErrorClass } from '../qmp-error';
 import { qdictOrder } from '../qobject';
 import * as bitmaps from './bitmap-commands';
 import { blockdevAdd, blockdevDel, blockdevOptionsType, queryNamedBlockNodes, type BlockdevOptions } from './block-commands';
-import { arrayOf, bool, enumOf, str, struct, visit, type QapiType } from './qapi';
+import { humanMonitorCommand } from './hmp';
+import { arrayOf, bool, enumOf, int, str, struct, visit, type QapiType } from './qapi';
 import { transaction, transactionType, type TransactionArgs } from './transaction';
 
 export type QmpResponse =
@@ -35,9 +36,9 @@ const runAlone = (action: bitmaps.Action) => {
 const COMMANDS: Record<string, Command> = {
   qmp_capabilities: { args: struct({ '*enable': arrayOf(enumOf(['oob'])) }), run: () => ({}) },
   'query-version': { args: noArgs, run: () => ({ qemu: QEMU_VERSION, package: PACKAGE }) },
-  'blockdev-add': { args: blockdevOptionsType, run: (e, a: BlockdevOptions) => blockdevAdd(e.graph, a) },
+  'blockdev-add': { args: blockdevOptionsType, run: (e, a: BlockdevOptions) => blockdevAdd(e.graph, e.opener, a) },
   'blockdev-del': { args: struct({ 'node-name': str }), run: (e, a) => blockdevDel(e.graph, a['node-name']) },
-  'query-named-block-nodes': { args: struct({ '*flat': bool }), run: (e) => queryNamedBlockNodes(e.graph) },
+  'query-named-block-nodes': { args: struct({ '*flat': bool }), run: (e, a) => queryNamedBlockNodes(e.graph, a.flat) },
   'block-dirty-bitmap-add': {
     args: bitmaps.blockDirtyBitmapAddType,
     run: (e, a) => runAlone(bitmaps.addAction(e.graph, a)),
@@ -64,6 +65,12 @@ const COMMANDS: Record<string, Command> = {
   },
   'x-debug-block-dirty-bitmap-sha256': { args: bitmaps.blockDirtyBitmapType, run: (e, a) => bitmaps.sha256(e.graph, a) },
   transaction: { args: transactionType, run: (e, a: TransactionArgs) => transaction(e.graph, a) },
+  /** Closes every node, storing persistent bitmaps; the QMP server then exits. */
+  quit: { args: noArgs, run: (e) => (e.graph.closeAll(), {}) },
+  'human-monitor-command': {
+    args: struct({ 'command-line': str, '*cpu-index': int }),
+    run: (e, a) => humanMonitorCommand(e, a['command-line']),
+  },
 };
 
 /** Names of the commands this monitor knows, for query-commands and clients. */

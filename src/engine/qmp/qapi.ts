@@ -12,8 +12,10 @@ export type QapiType =
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'array'; element: QapiType }
   | { kind: 'struct'; members: Members }
-  | { kind: 'alternate'; name: string; string?: QapiType; object?: QapiType }
-  | { kind: 'union'; base: Members; discriminator: string; variants: Readonly<Record<string, Members>> };
+  | { kind: 'alternate'; name: string; string?: QapiType; object?: QapiType; null?: true }
+  | { kind: 'union'; base: Members; discriminator: string; variants: Readonly<Record<string, Members>> }
+  /** A recursive type, resolved when visited (BlockdevRef holds BlockdevOptions). */
+  | { kind: 'lazy'; resolve: () => QapiType };
 
 /** Member names as in QAPI schemas: a leading `*` marks an optional member. */
 export type Members = Readonly<Record<string, QapiType>>;
@@ -100,12 +102,15 @@ function visitAt(type: QapiType, value: Json, path: Path): Json {
     case 'struct':
       return visitStruct(type.members, value, path);
     case 'alternate': {
+      if (value === null && type.null) return null;
       const branch = typeof value === 'string' ? type.string : isObject(value) ? type.object : undefined;
       if (!branch) throw invalidType(path.short(), type.name);
       return visitAt(branch, value, path);
     }
     case 'union':
       return visitUnion(type, value, path);
+    case 'lazy':
+      return visitAt(type.resolve(), value, path);
   }
 }
 
