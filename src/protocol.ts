@@ -19,6 +19,8 @@ export type Extent = [start: number, end: number];
 
 export interface BitmapView {
   name?: string;
+  /** Bytes the bitmap covers: its node's length when it was made, which the node may since have outgrown. */
+  size: number;
   granularity: number;
   /** Dirty bytes: dirty granules times the granularity, as QEMU counts. */
   count: number;
@@ -121,35 +123,36 @@ function byteCount(value: unknown, path: string): number {
 function node(value: unknown, index: number): NodeView {
   const path = `nodes[${index}]`;
   const fields = object(value, path);
-  const length = byteCount(fields.length, `${path}.length`);
   return {
     nodeName: string(fields.nodeName, `${path}.nodeName`),
     driver: string(fields.driver, `${path}.driver`),
-    length,
-    bitmaps: array(fields.bitmaps, `${path}.bitmaps`).map((bitmap, i) => bitmapView(bitmap, `${path}.bitmaps[${i}]`, length)),
+    length: byteCount(fields.length, `${path}.length`),
+    bitmaps: array(fields.bitmaps, `${path}.bitmaps`).map((bitmap, i) => bitmapView(bitmap, `${path}.bitmaps[${i}]`)),
   };
 }
 
-function bitmapView(value: unknown, path: string, length: number): BitmapView {
+function bitmapView(value: unknown, path: string): BitmapView {
   const fields = object(value, path);
+  const size = byteCount(fields.size, `${path}.size`);
   const granularity = byteCount(fields.granularity, `${path}.granularity`);
   if (granularity === 0) fail(`${path}.granularity`, 'is zero');
   const truncated = fields.truncated === undefined ? false : boolean(fields.truncated, `${path}.truncated`);
   return {
     ...(fields.name !== undefined && { name: string(fields.name, `${path}.name`) }),
+    size,
     granularity,
     count: byteCount(fields.count, `${path}.count`),
     recording: boolean(fields.recording, `${path}.recording`),
     busy: boolean(fields.busy, `${path}.busy`),
     persistent: boolean(fields.persistent, `${path}.persistent`),
     inconsistent: boolean(fields.inconsistent, `${path}.inconsistent`),
-    extents: extents(fields.extents, `${path}.extents`, length),
+    extents: extents(fields.extents, `${path}.extents`, size),
     ...(truncated && { truncated: true }),
   };
 }
 
-/** The renderers rely on extents being in order, disjoint and inside the node. */
-function extents(value: unknown, path: string, length: number): Extent[] {
+/** The renderers rely on extents being in order, disjoint and inside the bitmap. */
+function extents(value: unknown, path: string, size: number): Extent[] {
   const list = array(value, path);
   if (list.length > MAX_EXTENTS_PER_BITMAP) fail(path, `more than ${MAX_EXTENTS_PER_BITMAP} extents`);
   let previousEnd = 0;
@@ -157,8 +160,8 @@ function extents(value: unknown, path: string, length: number): Extent[] {
     const pair = array(item, `${path}[${i}]`);
     const start = byteCount(pair[0], `${path}[${i}][0]`);
     const end = byteCount(pair[1], `${path}[${i}][1]`);
-    if (pair.length !== 2 || start < previousEnd || end <= start || end > length) {
-      fail(`${path}[${i}]`, 'not an ordered, disjoint, non-empty range inside the node');
+    if (pair.length !== 2 || start < previousEnd || end <= start || end > size) {
+      fail(`${path}[${i}]`, 'not an ordered, disjoint, non-empty range inside the bitmap');
     }
     previousEnd = end;
     return [start, end];

@@ -3,12 +3,16 @@
  * bounded by the node's length, and writing needs the write permission,
  * which a read-only node cannot give.
  */
+import type { BlockGraph } from './block-graph';
 import type { BlockNode } from './block-node';
 import { ERRNO, IoError } from './io-error';
 import { genericError } from './qmp-error';
 
 export class BlockBackend {
-  constructor(readonly node: BlockNode) {}
+  constructor(
+    readonly node: BlockNode,
+    private readonly graph: BlockGraph,
+  ) {}
 
   read(offset: number, bytes: number): Uint8Array {
     this.checkRequest(offset, bytes);
@@ -37,9 +41,20 @@ export class BlockBackend {
     this.node.flush();
   }
 
-  /** blk_set_perm() for WRITE: a permission error, not an I/O error. */
+  /**
+   * blk_set_perm() for WRITE: a permission error, not an I/O error. A parent
+   * that must not see the node change (a backup's filter) refuses to share it.
+   */
   checkWritable(): void {
     if (this.node.common.readOnly) throw genericError('Block node is read-only');
+    for (const parent of this.graph.parentsOf(this.node)) {
+      const role = parent.unsharedWriteRole(this.node);
+      if (role === undefined) continue;
+      const name = this.node.nodeName;
+      throw genericError(
+        `Permission conflict on node '${name}': permissions 'write' are both required by an unnamed block device (uses node '${name}' as 'root' child) and unshared by node '${parent.nodeName}' (uses node '${name}' as '${role}' child).`,
+      );
+    }
   }
 
   /** blk_check_byte_request(). */

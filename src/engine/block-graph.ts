@@ -79,6 +79,17 @@ export class BlockGraph {
     return this.list().filter((parent) => [...parent.children.values()].includes(node));
   }
 
+  /** Whether `node` is `from` or below it. */
+  reaches(from: BlockNode, node: BlockNode): boolean {
+    return from === node || [...from.children.values()].some((child) => this.reaches(child, node));
+  }
+
+  /** An implicit node (a job's filter) leaves the graph and is closed. */
+  remove(node: BlockNode): void {
+    this.nodes.delete(node.nodeName);
+    node.close();
+  }
+
   /** blockdev-del and quit: the monitor drops its reference to `node`. */
   release(node: BlockNode): void {
     this.monitorOwned.delete(node);

@@ -177,6 +177,16 @@ export abstract class BlockNode {
   /** Releases what the node holds (file handles); persistent bitmaps are stored first. */
   close(): void {}
 
+  /** The role of `child` if this node unshares WRITE on it (copy-before-write on its source). */
+  unsharedWriteRole(_child: BlockNode): string | undefined {
+    return undefined;
+  }
+
+  /** bdrv_replace_child(): every edge to `old` now leads to `replacement`. */
+  replaceChild(old: BlockNode, replacement: BlockNode): void {
+    for (const [role, child] of this.children) if (child === old) this.children.set(role, replacement);
+  }
+
   /** The child that carries this node's data (bdrv_primary_bs()): `file` or `image`. */
   get primaryChild(): BlockNode | undefined {
     return this.children.get('file') ?? this.children.get('image');

@@ -1,16 +1,83 @@
-/** One emulated QEMU: its block graph, how nodes are opened, and guest I/O. */
+/**
+ * One emulated QEMU: its block graph, how nodes are opened, its jobs, the one
+ * scheduler everything runs on, and the events it emits.
+ */
 import { BlockBackend } from './block-backend';
 import { BlockGraph } from './block-graph';
+import type { BlockNode } from './block-node';
+import type { BackupHost } from './jobs/backup';
+import type { Job } from './jobs/job';
 import { NodeOpener } from './qmp/block-commands';
+import { Scheduler } from './scheduler';
 
-export class Engine {
+/** A QMP event, or a step the engine takes that the timeline shows (a trace). */
+export interface EngineEvent {
+  kind: 'qmp' | 'trace';
+  name: string;
+  data: Record<string, unknown>;
+  /** Virtual time in nanoseconds. */
+  time: number;
+}
+
+export class Engine implements BackupHost {
+  readonly scheduler = new Scheduler();
   readonly graph = new BlockGraph();
   readonly opener = new NodeOpener(this.graph);
-  /** Where QEMU would print on its stdout and stderr (qemu-io's reports). */
+  /** Newest first, as QEMU lists jobs. */
+  readonly jobs: Job[] = [];
+  private readonly listeners = new Set<(event: EngineEvent) => void>();
+  /** Where QEMU would print on its stdout and stderr (qemu-io's reports, warnings). */
   console: (text: string, stream: 'stdout' | 'stderr') => void = () => {};
 
   /** A guest's view of a node, as qemu-io gets one (bdrv_lookup_bs() by name). */
   backend(nodeName: string): BlockBackend {
-    return new BlockBackend(this.graph.lookupDeviceOrNode('', nodeName));
+    return new BlockBackend(this.graph.lookupDeviceOrNode('', nodeName), this.graph);
+  }
+
+  onEvent(listener: (event: EngineEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(name: string, data: Record<string, unknown>): void {
+    this.publish({ kind: 'qmp', name, data, time: this.scheduler.now });
+  }
+
+  note(name: string, data: Record<string, unknown>): void {
+    this.publish({ kind: 'trace', name, data, time: this.scheduler.now });
+  }
+
+  warn(message: string): void {
+    this.console(`qemu-system-x86_64: warning: ${message}\n`, 'stderr');
+  }
+
+  /**
+   * bdrv_drained_begin() + _end() on a node: every running job above it pauses
+   * at its next pause point, everything in flight settles, and the jobs resume.
+   * QEMU drains like this whenever a block backend is attached or detached.
+   */
+  drain(node: BlockNode): void {
+    const above = this.jobs.filter((job) => job.nodes().some((root) => this.graph.reaches(root, node)));
+    for (const job of above) job.pause();
+    this.scheduler.settle();
+    for (const job of above) job.resume();
+    this.scheduler.settle();
+  }
+
+  addJob(job: Job): void {
+    this.jobs.unshift(job);
+  }
+
+  findJob(id: string): Job | undefined {
+    return this.jobs.find((job) => job.id === id);
+  }
+
+  removeJob(job: Job): void {
+    const index = this.jobs.indexOf(job);
+    if (index >= 0) this.jobs.splice(index, 1);
+  }
+
+  private publish(event: EngineEvent): void {
+    for (const listener of this.listeners) listener(event);
   }
 }

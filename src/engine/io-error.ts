@@ -2,21 +2,25 @@
 export const ERRNO = {
   EPERM: 1,
   EIO: 5,
+  EAGAIN: 11,
   EACCES: 13,
   EINVAL: 22,
   EFBIG: 27,
   ENOSPC: 28,
   ENOTSUP: 95,
+  ECANCELED: 125,
 } as const;
 
 const STRERROR: Record<number, string> = {
   1: 'Operation not permitted',
   5: 'Input/output error',
+  11: 'Resource temporarily unavailable',
   13: 'Permission denied',
   22: 'Invalid argument',
   27: 'File too large',
   28: 'No space left on device',
   95: 'Operation not supported',
+  125: 'Operation canceled',
 };
 
 export function strerror(errno: number): string {

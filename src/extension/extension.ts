@@ -31,7 +31,6 @@ export function activate(context: vscode.ExtensionContext): void {
 
   context.subscriptions.push(
     output,
-    panel,
     vscode.window.registerWebviewPanelSerializer(PLAYGROUND_VIEW_TYPE, panel),
     vscode.commands.registerCommand('bitmapLab.showPlayground', () => panel.show()),
     vscode.commands.registerCommand('bitmapLab.runQmpCommand', async (request?: unknown) => {

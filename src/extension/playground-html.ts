@@ -37,12 +37,12 @@ export function playgroundHtml({ cspSource, nonce, scriptUri, styleUri }: Playgr
       <li><span class="swatch dirty" aria-hidden="true"></span>dirty granule</li>
       <li><span class="swatch clean" aria-hidden="true"></span>clean granule</li>
       <li><span class="swatch changed" aria-hidden="true"></span>changed by the last command</li>
-      <li class="keys">Tab to a bitmap · ←/→ granule · ↑/↓ row · Home/End</li>
+      <li>Tab to a bitmap, then ←/→/↑/↓, Home/End</li>
     </ul>
   </header>
   <div id="announcer" class="visually-hidden" role="status" aria-live="polite"></div>
   <main id="nodes" aria-label="Block nodes and their dirty bitmaps">
-    <p class="empty">Waiting for the playground…</p>
+    <p class="waiting">Waiting for the playground…</p>
   </main>
   <div id="tooltip" role="tooltip" hidden></div>
   <script nonce="${escape(nonce)}" src="${escape(scriptUri)}"></script>

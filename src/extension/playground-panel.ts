@@ -8,7 +8,11 @@ import { newNonce, playgroundHtml } from './playground-html';
 
 export const PLAYGROUND_VIEW_TYPE = 'bitmapLab.playground';
 
-export class PlaygroundPanel implements vscode.WebviewPanelSerializer, vscode.Disposable {
+/**
+ * Not a Disposable on purpose: closing the panel when the extension host stops
+ * would drop it from the workbench, and then nothing is restored after a reload.
+ */
+export class PlaygroundPanel implements vscode.WebviewPanelSerializer {
   private panel: vscode.WebviewPanel | undefined;
 
   constructor(
@@ -44,10 +48,6 @@ export class PlaygroundPanel implements vscode.WebviewPanelSerializer, vscode.Di
   /** Sends the current snapshot; a hidden panel gets one when it is shown and loads again. */
   refresh(): void {
     if (this.panel?.visible) void this.panel.webview.postMessage(this.snapshot());
-  }
-
-  dispose(): void {
-    this.panel?.dispose();
   }
 
   private webviewOptions(): vscode.WebviewOptions {

@@ -18,7 +18,7 @@ export function playgroundSnapshot(engine: Engine, maxExtents = MAX_EXTENTS_PER_
 }
 
 function bitmapView(bitmap: DirtyBitmap, maxExtents: number): BitmapView {
-  const { name, granularity, count, recording, busy, persistent, inconsistent } = bitmap;
+  const { name, size, granularity, count, recording, busy, persistent, inconsistent } = bitmap;
   // dirtyExtents() is lazy, so a huge fragmented bitmap costs only what is sent.
   const extents: Extent[] = [];
   let truncated = false;
@@ -31,6 +31,7 @@ function bitmapView(bitmap: DirtyBitmap, maxExtents: number): BitmapView {
   }
   return {
     ...(name !== undefined && { name }),
+    size,
     granularity,
     count,
     recording,

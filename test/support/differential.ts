@@ -16,11 +16,19 @@ import { QemuProcess } from './qemu';
 export type Step =
   | { execute: string; arguments?: Record<string, unknown> }
   /** A guest request through HMP's qemu-io. */
-  | { io: string; node: string };
+  | { io: string; node: string }
+  /**
+   * Wait until an event came (QEMU runs jobs in real time; we have settled
+   * already). The step before it records only its reply: its events and the
+   * state after it are compared here, once the job is parked.
+   */
+  | { waitFor: string; data?: Record<string, unknown> };
 
 export interface Transcript {
   step: string;
   reply: unknown;
+  /** Events in the order they came, without timestamps. */
+  events: unknown[];
   stdout: string;
   nodes: unknown;
   sha256: Record<string, string>;
@@ -33,7 +41,16 @@ interface Side {
   execute(request: Record<string, unknown>): Promise<unknown>;
   /** What QEMU printed on stdout since the last call. */
   takeStdout(): string;
+  /** Events since the last call. */
+  takeEvents(): Array<{ event: string; data?: unknown }>;
+  /** Resolves once an event like this one is among those not yet taken. */
+  waitEvent(event: string, data: Record<string, unknown> | undefined): Promise<void>;
 }
+
+type Pending = Array<{ event: string; data?: unknown }>;
+
+const matches = (pending: Pending, event: string, data: Record<string, unknown> | undefined) =>
+  pending.some((e) => e.event === event && Object.entries(data ?? {}).every(([k, v]) => (e.data as Record<string, unknown>)?.[k] === v));
 
 type NodeInfo = { 'node-name': string; 'dirty-bitmaps'?: Array<{ name?: string }> };
 
@@ -63,7 +80,9 @@ function request(step: Step): Record<string, unknown> {
  * share a QDict bucket, QEMU's member order depends on copies we do not
  * replay (docs/differences-from-qemu.md).
  */
-function canonicalJsonFilename(_key: string, value: unknown): unknown {
+function canonical(key: string, value: unknown): unknown {
+  // Host allocation depends on hole punching, which Node cannot do (docs/differences-from-qemu.md).
+  if (key === 'actual-size') return undefined;
   if (typeof value !== 'string' || !value.startsWith('json:')) return value;
   const sorted = (v: unknown): unknown =>
     typeof v === 'object' && v !== null ? Object.fromEntries(Object.entries(v).sort().map(([k, x]) => [k, sorted(x)])) : v;
@@ -76,15 +95,22 @@ const withoutTimings = (stdout: string) => stdout.split('\n').filter((line) => !
 async function record(side: Side, steps: Step[], dir: string): Promise<Transcript[]> {
   const toSide = (step: Step) => JSON.parse(JSON.stringify(step).replaceAll('@DIR@', dir)) as Step;
   const fromSide = (value: unknown): unknown =>
-    JSON.parse(JSON.stringify(value ?? null).replaceAll(dir, '@DIR@').replace(/#block\d+/g, '#block'), canonicalJsonFilename);
+    JSON.parse(JSON.stringify(value ?? null).replaceAll(dir, '@DIR@').replace(/#block\d+/g, '#block'), canonical);
   const transcript: Transcript[] = [];
-  for (const step of steps) {
-    const reply = await side.execute(request(toSide(step)));
+  for (const [i, step] of steps.entries()) {
+    let reply: unknown = null;
+    if ('waitFor' in step) await side.waitEvent(step.waitFor, step.data);
+    else reply = fromSide(await side.execute(request(toSide(step))));
     // QEMU prints before it replies, but its stdout pipe may be read a moment later.
     if ('io' in step) await new Promise((resolve) => setTimeout(resolve, 10));
-    const stdout = withoutTimings(side.takeStdout());
-    const state = await snapshot(side);
-    transcript.push({ step: JSON.stringify(step), reply: fromSide(reply), stdout, ...(fromSide(state) as typeof state) });
+    const entry: Transcript = { step: JSON.stringify(step), reply, events: [], stdout: '', nodes: null, sha256: {} };
+    const next = steps[i + 1];
+    if (!(next && 'waitFor' in next)) {
+      entry.stdout = withoutTimings(side.takeStdout());
+      entry.events = side.takeEvents().map(({ event, data }) => fromSide({ event, data }));
+      Object.assign(entry, fromSide(await snapshot(side)));
+    }
+    transcript.push(entry);
   }
   return transcript;
 }
@@ -110,7 +136,16 @@ export function onQemu(steps: Step[], setup?: Setup): Promise<Transcript[]> {
         seen = all.length;
         return fresh;
       };
-      return await record({ execute: (message) => qemu.sendRaw(JSON.stringify(message)), takeStdout }, steps, dir);
+      let eventsSeen = 0;
+      const takeEvents = () => qemu.events.slice(eventsSeen, (eventsSeen = qemu.events.length));
+      const waitEvent = async (event: string, data: Record<string, unknown> | undefined) => {
+        for (const deadline = Date.now() + 10_000; !matches(qemu.events.slice(eventsSeen), event, data); ) {
+          if (Date.now() > deadline) throw new Error(`QEMU: no ${event} ${JSON.stringify(data)} within 10 s`);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      };
+      const execute = (message: Record<string, unknown>) => qemu.sendRaw(JSON.stringify(message));
+      return await record({ execute, takeStdout, takeEvents, waitEvent }, steps, dir);
     } finally {
       await qemu.quit();
     }
@@ -131,6 +166,17 @@ export function onEngine(steps: Step[], setup?: Setup): Promise<Transcript[]> {
       return fresh;
     };
     const execute = async (message: Record<string, unknown>) => monitor.execute(message);
-    return record({ execute, takeStdout }, steps, dir).finally(() => execute({ execute: 'quit' }));
+    let pending: Pending = [];
+    const takeEvents = () => {
+      const taken = [...pending, ...monitor.takeEvents()];
+      pending = [];
+      return taken;
+    };
+    const waitEvent = async (event: string, data: Record<string, unknown> | undefined) => {
+      pending.push(...monitor.takeEvents());
+      // We have settled: an event that has not come would never come.
+      if (!matches(pending, event, data)) throw new Error(`engine: no ${event} ${JSON.stringify(data)} after settling`);
+    };
+    return record({ execute, takeStdout, takeEvents, waitEvent }, steps, dir).finally(() => execute({ execute: 'quit' }));
   });
 }

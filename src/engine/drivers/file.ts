@@ -10,6 +10,25 @@ function errnoOf(error: unknown): number {
   return typeof errno === 'number' ? Math.abs(errno) : 5;
 }
 
+/** The filesystem block: the unit of holes. */
+const FS_BLOCK = 4096;
+const SCAN_CHUNK = 1 << 20;
+
+function isZero(bytes: Uint8Array): boolean {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+  for (let i = words.length << 2; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Offset of the first filesystem block in `bytes` whose zeroness differs from `zero`, or -1. */
+function firstBlockNot(bytes: Uint8Array, zero: boolean): number {
+  for (let at = 0; at < bytes.length; at += FS_BLOCK) {
+    if (isZero(bytes.subarray(at, at + FS_BLOCK)) !== zero) return at;
+  }
+  return -1;
+}
+
 export class FileNode extends BlockNode {
   readonly driver = 'file';
   private fd: number | undefined;
@@ -84,11 +103,32 @@ export class FileNode extends BlockNode {
     this.io(() => fs.fdatasyncSync(this.handle()));
   }
 
-  /** Without SEEK_DATA in Node, every byte of the file counts as data. */
+  /**
+   * file-posix answers with SEEK_DATA / SEEK_HOLE, which Node does not offer:
+   * we call a filesystem block that reads as zeroes a hole, and the rest
+   * data (docs/differences-from-qemu.md). Past the end of the file is zero.
+   */
   blockStatus(offset: number, bytes: number): BlockStatus {
     const size = fs.fstatSync(this.handle()).size;
     if (offset >= size) return { length: bytes, zero: true, data: false, allocated: true };
-    return { length: Math.min(bytes, size - offset), zero: false, data: true, allocated: true };
+    const limit = Math.min(bytes, size - offset);
+    const end = offset + limit;
+    const first = Math.floor(offset / FS_BLOCK) * FS_BLOCK;
+    const zero = isZero(this.read(first, Math.min(FS_BLOCK, size - first)));
+    let at = first + FS_BLOCK;
+    const chunk = new Uint8Array(SCAN_CHUNK);
+    while (at < end) {
+      const n = Math.min(SCAN_CHUNK, Math.ceil((end - at) / FS_BLOCK) * FS_BLOCK, size - at);
+      const view = chunk.subarray(0, n);
+      this.driverRead(at, view);
+      const change = firstBlockNot(view, zero);
+      if (change >= 0) {
+        at += change;
+        break;
+      }
+      at += n;
+    }
+    return { length: Math.min(at, end) - offset, zero, data: !zero, allocated: true };
   }
 
   /** Sets the file's size (qcow2 grows and shrinks its file this way). */

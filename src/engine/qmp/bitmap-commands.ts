@@ -13,6 +13,8 @@ export interface Action {
   prepare(): void;
   commit(): void;
   abort(): void;
+  /** After commit or abort, for every action. */
+  clean?(): void;
 }
 
 export interface BlockDirtyBitmap {

@@ -51,7 +51,10 @@ export function humanMonitorCommand(engine: Engine, commandLine: string): string
     if (error instanceof QmpError) return `Error: ${error.desc}\r\n`;
     throw error;
   }
+  // Attaching and detaching qemu-io's backend each drain the node.
+  engine.drain(backend.node);
   const { stdout, stderr, hmp } = runQemuIo(backend, command[0]);
+  engine.drain(backend.node);
   engine.console(stdout, 'stdout');
   engine.console(stderr, 'stderr');
   return hmp;

@@ -10,6 +10,7 @@ import * as bitmaps from './bitmap-commands';
 import { blockdevAdd, blockdevDel, blockdevOptionsType, queryNamedBlockNodes, type BlockdevOptions } from './block-commands';
 import { humanMonitorCommand } from './hmp';
 import { arrayOf, bool, enumOf, int, str, struct, visit, type QapiType } from './qapi';
+import { JOB_COMMANDS, blockdevBackupType } from './job-commands';
 import { transaction, transactionType, type TransactionArgs } from './transaction';
 
 export type QmpResponse =
@@ -64,7 +65,13 @@ const COMMANDS: Record<string, Command> = {
     run: (e, a) => runAlone(bitmaps.mergeAction(e.graph, a)),
   },
   'x-debug-block-dirty-bitmap-sha256': { args: bitmaps.blockDirtyBitmapType, run: (e, a) => bitmaps.sha256(e.graph, a) },
-  transaction: { args: transactionType, run: (e, a: TransactionArgs) => transaction(e.graph, a) },
+  transaction: { args: transactionType, run: (e, a: TransactionArgs) => transaction(e, a) },
+  /** A transaction of one action, as QEMU runs it. */
+  'blockdev-backup': {
+    args: blockdevBackupType,
+    run: (e, a) => transaction(e, { actions: [{ type: 'blockdev-backup', data: a }] }),
+  },
+  ...JOB_COMMANDS,
   /** Closes every node, storing persistent bitmaps; the QMP server then exits. */
   quit: { args: noArgs, run: (e) => (e.graph.closeAll(), {}) },
   'human-monitor-command': {
@@ -99,14 +106,38 @@ function checkRequest(request: unknown): { command: string; args: Record<string,
   return { command, args: (request.arguments as Record<string, unknown> | undefined) ?? {} };
 }
 
+/** An event as QMP sends it. */
+export interface QmpEvent {
+  event: string;
+  data: Record<string, unknown>;
+  timestamp: { seconds: number; microseconds: number };
+}
+
 export class QmpMonitor {
   private negotiated: boolean;
+  private events: QmpEvent[] = [];
 
   /** A monitor starts in capabilities negotiation mode, as QEMU's does. */
   constructor(readonly engine: Engine, options: { negotiated?: boolean } = {}) {
     this.negotiated = options.negotiated ?? false;
+    engine.onEvent(({ kind, name, data }) => {
+      if (kind !== 'qmp') return;
+      const now = Date.now();
+      this.events.push({ event: name, data, timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 } });
+    });
   }
 
+  /** Events emitted since the last call, oldest first. */
+  takeEvents(): QmpEvent[] {
+    const events = this.events;
+    this.events = [];
+    return events;
+  }
+
+  /**
+   * Runs one command, then lets everything it set going run until it waits
+   * for time or input (a job copying, or parked), as QEMU's main loop would.
+   */
   execute(request: unknown): QmpResponse {
     const id = isObject(request) ? request.id : undefined;
     const withId = <T extends object>(reply: T) => (id === undefined ? reply : { ...reply, id });
@@ -116,6 +147,8 @@ export class QmpMonitor {
       // A bug of ours still answers as an error rather than taking the host down.
       const qmpError = error instanceof QmpError ? error : genericError(`Bitmap Lab internal error: ${String(error)}`);
       return withId({ error: { class: qmpError.errorClass, desc: qmpError.desc } });
+    } finally {
+      this.engine.scheduler.settle();
     }
   }
 

@@ -3,13 +3,16 @@
  * all prepared actions (the failing one included) in reverse order; otherwise
  * all commit in order.
  */
-import type { BlockGraph } from '../block-graph';
+import type { Engine } from '../engine';
+import type { BackupArgs } from '../jobs/backup';
+import { JobTxn } from '../jobs/job';
 import { genericError } from '../qmp-error';
 import {
   addAction, blockDirtyBitmapAddType, blockDirtyBitmapMergeType, blockDirtyBitmapType, clearAction, mergeAction,
   removeAction, setEnabledAction, type Action, type BlockDirtyBitmap, type BlockDirtyBitmapAdd,
   type BlockDirtyBitmapMerge,
 } from './bitmap-commands';
+import { backupAction, blockdevBackupType } from './job-commands';
 import { arrayOf, enumOf, struct, type QapiType } from './qapi';
 
 const ACTION_KINDS = [
@@ -33,6 +36,7 @@ export const transactionType: QapiType = struct({
       'block-dirty-bitmap-enable': wrap(blockDirtyBitmapType),
       'block-dirty-bitmap-disable': wrap(blockDirtyBitmapType),
       'block-dirty-bitmap-merge': wrap(blockDirtyBitmapMergeType),
+      'blockdev-backup': wrap(blockdevBackupType),
     },
   }),
   '*properties': struct({ '*completion-mode': enumOf(['individual', 'grouped']) }),
@@ -43,7 +47,8 @@ export interface TransactionArgs {
   properties?: { 'completion-mode'?: 'individual' | 'grouped' };
 }
 
-function makeAction(graph: BlockGraph, type: string, data: unknown): Action {
+function makeAction(engine: Engine, type: string, data: unknown, grouped: JobTxn | undefined): Action {
+  const { graph } = engine;
   switch (type) {
     case 'abort':
       return { prepare: () => { throw genericError('Transaction aborted using Abort action'); }, commit() {}, abort() {} };
@@ -59,32 +64,38 @@ function makeAction(graph: BlockGraph, type: string, data: unknown): Action {
       return setEnabledAction(graph, data as BlockDirtyBitmap, false);
     case 'block-dirty-bitmap-merge':
       return mergeAction(graph, data as BlockDirtyBitmapMerge);
+    case 'blockdev-backup':
+      return backupAction(engine, data as BackupArgs, grouped ?? new JobTxn());
     default:
       throw genericError(`Bitmap Lab does not implement the transaction action '${type}' yet`);
   }
 }
 
-/** Bitmap actions refuse to join a grouped transaction (action_check_completion_mode). */
+/** Only backups may join a grouped transaction (action_check_completion_mode). */
 function checkCompletionMode(type: string, mode: string): void {
-  if (type !== 'abort' && mode !== 'individual') {
+  if (type !== 'abort' && type !== 'blockdev-backup' && mode !== 'individual') {
     throw genericError(`Action '${type}' does not support Transaction property completion-mode = ${mode}`);
   }
 }
 
-export function transaction(graph: BlockGraph, args: TransactionArgs): Record<string, never> {
+export function transaction(engine: Engine, args: TransactionArgs): Record<string, never> {
   const mode = args.properties?.['completion-mode'] ?? 'individual';
+  // Grouped backups share one job transaction: they finish or fail together.
+  const grouped = mode === 'grouped' ? new JobTxn() : undefined;
   const started: Action[] = [];
   try {
     for (const { type, data } of args.actions) {
-      const action = makeAction(graph, type, data);
+      const action = makeAction(engine, type, data, grouped);
       started.push(action);
       checkCompletionMode(type, mode);
       action.prepare();
     }
   } catch (error) {
-    for (const action of started.reverse()) action.abort();
+    for (const action of [...started].reverse()) action.abort();
+    for (const action of started) action.clean?.();
     throw error;
   }
   for (const action of started) action.commit();
+  for (const action of started) action.clean?.();
   return {};
 }

@@ -3,7 +3,7 @@ import { suite, test } from 'mocha';
 import * as vscode from 'vscode';
 
 const EXTENSION_ID = 'bitmap-lab.bitmap-lab';
-const COMMANDS = ['bitmapLab.runQmpCommand', 'bitmapLab.resetPlayground'];
+const COMMANDS = ['bitmapLab.runQmpCommand', 'bitmapLab.resetPlayground', 'bitmapLab.showPlayground'];
 
 suite('Bitmap Lab extension', () => {
   test('is present and activates', async () => {

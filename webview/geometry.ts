@@ -1,0 +1,37 @@
+/**
+ * Where a lane's granules are on screen, for the cursor and the tooltip. A
+ * cells lane has one position per granule; a density strip one per pixel
+ * column, each standing for a run of granules.
+ */
+import { formatBytes, hex, plural } from './format';
+import type { LaneModel } from './model';
+
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface LaneGeometry {
+  positions: number;
+  /** Positions per row: what ↑ and ↓ move by. */
+  rowLength: number;
+  /** In the lane body's own coordinates. */
+  box(position: number): Box;
+  positionAt(x: number, y: number): number | undefined;
+  /** The cursor remembers a granule, which survives a resize; positions do not. */
+  positionOf(granule: number): number;
+  granuleAt(position: number): number;
+  /** Tooltip lines; joined, they are also the screen reader's value text. */
+  describe(position: number): string[];
+}
+
+/** The bytes that granules [first, end) cover, clipped to the bitmap's size as QEMU clips extents. */
+export function byteRange(lane: LaneModel, first: number, end: number): string {
+  const start = first * lane.bitmap.granularity;
+  const stop = Math.min(end * lane.bitmap.granularity, lane.bitmap.size);
+  return `bytes [${hex(start)}, ${hex(stop)}) · ${formatBytes(stop - start)}`;
+}
+
+export const granuleCount = (lane: LaneModel) => plural(lane.granules, 'granule');
