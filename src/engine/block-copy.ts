@@ -199,8 +199,14 @@ export class BlockCopyState {
       }
       offset = task.offset + task.bytes;
       while (running >= call.maxWorkers) yield { kind: 'signal', signal: poolDone };
+      // block_copy_task_run(): a task that waited for a slot in a failed pool is not run.
+      if (call.error) {
+        this.endTask(task, new IoError(ERRNO.ECANCELED));
+        break;
+      }
       running++;
-      this.scheduler.spawn('block-copy task', this.runTask(call, task, () => {
+      // aio_task_pool_start_task() enters the task at once: it runs up to its first I/O.
+      this.scheduler.enter('block-copy task', this.runTask(call, task, () => {
         running--;
         poolDone.fire();
       }));
@@ -261,7 +267,12 @@ export class BlockCopyState {
     this.options.onChange?.();
   }
 
-  /** block_copy_task_entry(): read then write, each a turn of its own as with real I/O. */
+  /**
+   * block_copy_task_entry(): read, then write. Each request is submitted at
+   * once and completes on a later turn, failures too (blkdebug reports an
+   * injected error after a yield), so other tasks run in between as they do
+   * on QEMU's thread pool.
+   */
   private *runTask(call: BlockCopyCall, task: Task, release: () => void): CoroutineBody {
     const bytes = Math.min(task.offset + task.bytes, this.len) - task.offset;
     let reading = !task.zeroes;
@@ -270,18 +281,23 @@ export class BlockCopyState {
       if (task.zeroes) {
         this.target.writeZeroes(task.offset, bytes);
       } else {
-        const data = this.source.read(task.offset, bytes);
+        let data: Uint8Array;
+        try {
+          data = this.source.read(task.offset, bytes);
+        } finally {
+          yield { kind: 'yield' };
+        }
         reading = false;
-        yield { kind: 'yield' };
         this.target.write(task.offset, data);
       }
     } catch (failure) {
       if (!(failure instanceof IoError)) throw failure;
       error = failure;
-      if (!call.error) {
-        call.error = failure;
-        call.errorIsRead = reading;
-      }
+    }
+    yield { kind: 'yield' };
+    if (error && !call.error) {
+      call.error = error;
+      call.errorIsRead = reading;
     }
     if (!error) this.progress?.workDone(task.bytes);
     this.endTask(task, error);

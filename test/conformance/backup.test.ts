@@ -78,6 +78,74 @@ const scenarios: Array<[string, Step[]]> = [
   ],
 ];
 
+/** A source whose Nth read_aio fails with `errno` (a set-state chain, as QEMU's tests do). */
+function failingSource(nth: number, errno = 5, event = 'read_aio'): Step {
+  const setState = Array.from({ length: nth - 1 }, (_, i) => ({ event, state: i + 1, new_state: i + 2 }));
+  return raw('src', 's.raw', {
+    driver: 'blkdebug',
+    image: { driver: 'file', filename: '@DIR@/s.raw' },
+    'set-state': setState,
+    'inject-error': [{ event, state: nth, errno, once: true }],
+  });
+}
+
+/** The source writes before a backup that runs free until it parks at pending or ends. */
+const failingSetup = (source: Step) => [
+  source,
+  raw('tgt', 't.raw'),
+  qmp('block-dirty-bitmap-add', { node: 'src', name: 'b0', granularity: 4096 }),
+  io('src', 'write -P 0x11 0 128k'),
+  io('src', 'write -P 0x22 1M 64k'),
+  io('src', 'write -P 0x33 3M 300k'),
+];
+
+const freeRun = (extra: Record<string, unknown>, waitFor: string): Step[] => [
+  qmp('blockdev-backup', { 'job-id': 'j0', device: 'src', target: 'tgt', 'auto-dismiss': false, 'filter-node-name': 'cbw', ...extra }),
+  { waitFor },
+  ...queries,
+];
+
+for (const mode of ['always', 'on-success', 'never'] as const) {
+  for (const workers of [1, 64]) {
+    scenarios.push([
+      `sync=bitmap, ${mode}, the 2nd source read fails, max-workers ${workers}`,
+      [...failingSetup(failingSource(2)), ...freeRun({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': mode, 'x-perf': { 'max-workers': workers, 'max-chunk': 65536 } }, 'BLOCK_JOB_COMPLETED'), qmp('job-dismiss', { id: 'j0' })],
+    ]);
+  }
+  scenarios.push([
+    `sync=full, ${mode === 'never' ? 'on-success' : mode}, the 3rd source read fails`,
+    [...failingSetup(failingSource(3)), ...freeRun({ sync: 'full', bitmap: 'b0', 'bitmap-mode': mode === 'never' ? 'on-success' : mode }, 'BLOCK_JOB_COMPLETED'), qmp('job-dismiss', { id: 'j0' })],
+  ]);
+}
+
+scenarios.push(
+  ['on-source-error ignore retries the failed clusters', [...failingSetup(failingSource(2)), ...freeRun({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', 'on-source-error': 'ignore', 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'), qmp('job-dismiss', { id: 'j0' })]],
+  ['on-source-error enospc with EIO reports', [...failingSetup(failingSource(2)), ...freeRun({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', 'on-source-error': 'enospc' }, 'BLOCK_JOB_COMPLETED'), qmp('job-dismiss', { id: 'j0' })]],
+  [
+    'on-source-error stop pauses for the user; resume finishes',
+    [
+      ...failingSetup(failingSource(2, 28)),
+      ...freeRun({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', 'on-source-error': 'enospc', 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_ERROR'),
+      qmp('job-resume', { id: 'j0' }),
+      { waitFor: 'BLOCK_JOB_COMPLETED' },
+      ...queries,
+      qmp('job-dismiss', { id: 'j0' }),
+    ],
+  ],
+  [
+    'the target fails its 2nd write',
+    [
+      raw('src', 's.raw'),
+      raw('tgt', 't.raw', { driver: 'blkdebug', image: { driver: 'file', filename: '@DIR@/t.raw' }, 'set-state': [{ event: 'write_aio', state: 1, new_state: 2 }], 'inject-error': [{ event: 'write_aio', state: 2, once: true }] }),
+      qmp('block-dirty-bitmap-add', { node: 'src', name: 'b0' }),
+      io('src', 'write -P 0x11 0 128k'),
+      io('src', 'write -P 0x22 1M 64k'),
+      ...freeRun({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'),
+      qmp('job-dismiss', { id: 'j0' }),
+    ],
+  ],
+);
+
 describe('backup against QEMU 7.2', { skip }, () => {
   for (const [name, steps] of scenarios) {
     test(name, async () => {
