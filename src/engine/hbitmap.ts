@@ -183,6 +183,33 @@ export class HBitmap {
     }
   }
 
+  /**
+   * hbitmap_deserialize_part(): overwrite serialised bytes of the bit array
+   * (the layout of bytes()) from `byteOffset`; deserializeFinish() must
+   * follow the last part.
+   */
+  deserializePart(byteOffset: number, data: Uint8Array): void {
+    this.bytes().set(data, byteOffset);
+  }
+
+  /** hbitmap_deserialize_finish(): drop bits past the end, recount, rebuild the upper levels. */
+  deserializeFinish(): void {
+    const leaves = this.levels[0];
+    const tail = this.size & WORD_MASK;
+    const lastWord = this.size >>> 5;
+    if (tail !== 0) leaves[lastWord] &= rangeMask(0, tail - 1);
+    leaves.fill(0, tail === 0 ? lastWord : lastWord + 1);
+    let count = 0;
+    for (let w = 0; w < leaves.length; w++) if (leaves[w] !== 0) count += popcount32(leaves[w]);
+    this.setBits = count;
+    for (let level = 1; level < this.levels.length; level++) {
+      const below = this.levels[level - 1];
+      const words = this.levels[level];
+      words.fill(0);
+      for (let w = 0; w < below.length; w++) if (below[w] !== 0) words[w >>> 5] |= 1 << (w & WORD_MASK);
+    }
+  }
+
   private setLevel(level: number, first: number, last: number): void {
     const words = this.levels[level];
     const firstWord = first >>> 5;
