@@ -34,6 +34,9 @@ const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 export class HBitmap {
   private readonly levels: Uint32Array[];
   private setBits = 0;
+  /** Leaf words changed since takeTouched(), for the timeline's change capture. */
+  private touchedLo = Infinity;
+  private touchedHi = -1;
 
   /** `size` is the number of bits. */
   constructor(readonly size: number) {
@@ -73,6 +76,26 @@ export class HBitmap {
   resetAll(): void {
     for (const level of this.levels) level.fill(0);
     this.setBits = 0;
+    this.touch(0, this.levels[0].length - 1);
+  }
+
+  /** The leaf words [lo, hi] changed since the last call, if any. */
+  takeTouched(): [number, number] | undefined {
+    if (this.touchedHi < 0) return undefined;
+    const range: [number, number] = [this.touchedLo, this.touchedHi];
+    this.touchedLo = Infinity;
+    this.touchedHi = -1;
+    return range;
+  }
+
+  /** The leaf words themselves, read-only by contract (for diffs and snapshots). */
+  words(): Uint32Array {
+    return this.levels[0];
+  }
+
+  private touch(lo: number, hi: number): void {
+    if (lo < this.touchedLo) this.touchedLo = lo;
+    if (hi > this.touchedHi) this.touchedHi = hi;
   }
 
   /** First set bit in [start, end), or -1. */
@@ -118,6 +141,7 @@ export class HBitmap {
   merge(other: HBitmap): void {
     if (other.size !== this.size) throw new RangeError('merge of bit sets of different sizes');
     if (other.setBits === 0) return;
+    this.touch(0, this.levels[0].length - 1);
     if (this.setBits === 0) {
       this.levels.forEach((level, i) => level.set(other.levels[i]));
       this.setBits = other.setBits;
@@ -168,33 +192,7 @@ export class HBitmap {
   /** hbitmap_deserialize_finish(): drop bits past the end, recount, rebuild the upper levels. */
   deserializeFinish(): void {
     const leaves = this.levels[0];
-    const tail = this.size & WORD_MASK;
-    const lastWord = this.size >>> 5;
-    if (tail !== 0) leaves[lastWord] &= rangeMask(0, tail - 1);
-    leaves.fill(0, tail === 0 ? lastWord : lastWord + 1);
-    let count = 0;
-    for (let w = 0; w < leaves.length; w++) if (leaves[w] !== 0) count += popcount32(leaves[w]);
-    this.setBits = count;
-    for (let level = 1; level < this.levels.length; level++) {
-      const below = this.levels[level - 1];
-      const words = this.levels[level];
-      words.fill(0);
-      for (let w = 0; w < below.length; w++) if (below[w] !== 0) words[w >>> 5] |= 1 << (w & WORD_MASK);
-    }
-  }
-
-  /**
-   * hbitmap_deserialize_part(): overwrite serialised bytes of the bit array
-   * (the layout of bytes()) from `byteOffset`; deserializeFinish() must
-   * follow the last part.
-   */
-  deserializePart(byteOffset: number, data: Uint8Array): void {
-    this.bytes().set(data, byteOffset);
-  }
-
-  /** hbitmap_deserialize_finish(): drop bits past the end, recount, rebuild the upper levels. */
-  deserializeFinish(): void {
-    const leaves = this.levels[0];
+    this.touch(0, leaves.length - 1);
     const tail = this.size & WORD_MASK;
     const lastWord = this.size >>> 5;
     if (tail !== 0) leaves[lastWord] &= rangeMask(0, tail - 1);
@@ -225,7 +223,10 @@ export class HBitmap {
         words[w] = updated;
       }
     }
-    if (level === 0) this.setBits += added;
+    if (level === 0 && added > 0) {
+      this.setBits += added;
+      this.touch(firstWord, lastWord);
+    }
     // Words that did not change were already non-zero, so their parents are set.
     if (added > 0 && level + 1 < this.levels.length) this.setLevel(level + 1, firstWord, lastWord);
   }
@@ -245,7 +246,10 @@ export class HBitmap {
         words[w] = updated;
       }
     }
-    if (level === 0) this.setBits -= removed;
+    if (level === 0 && removed > 0) {
+      this.setBits -= removed;
+      this.touch(firstWord, lastWord);
+    }
     if (level + 1 === this.levels.length) return;
     // Inner words are now empty; the edge words may still hold bits.
     const emptyFirst = words[firstWord] === 0 ? firstWord : firstWord + 1;

@@ -29,6 +29,8 @@ interface Task {
 export class Scheduler {
   /** Virtual time in nanoseconds. */
   now = 0;
+  /** Called after every task (the timeline cuts a frame there). */
+  onStep: ((label: string) => void) | undefined;
   private seq = 0;
   private queue: Task[] = [];
 
@@ -72,6 +74,7 @@ export class Scheduler {
     if (!task) return false;
     this.now = Math.max(this.now, task.at);
     task.run();
+    this.onStep?.(task.label);
     return true;
   }
 

@@ -125,6 +125,7 @@ export class BackupJob extends Job {
     this.cbw.bcs.progress = this.progress;
     this.speed = args.speed ?? 0;
     this.cbw.bcs.rateLimit.setSpeed(this.speed);
+    this.register();
   }
 
   /** The job's backend sits on the filter; the target is its other child. */

@@ -82,9 +82,12 @@ export abstract class Job {
     readonly autoFinalize: boolean,
     readonly autoDismiss: boolean,
     public txn: JobTxn,
-  ) {
-    txn.jobs.push(this);
-    host.addJob(this);
+  ) {}
+
+  /** job_create()'s end: the job joins its transaction and the job list, as `created`. Drivers call it once constructed. */
+  protected register(): void {
+    this.txn.jobs.push(this);
+    this.host.addJob(this);
     this.transition('created');
   }
 

@@ -148,6 +148,7 @@ export class QmpMonitor {
       const qmpError = error instanceof QmpError ? error : genericError(`Bitmap Lab internal error: ${String(error)}`);
       return withId({ error: { class: qmpError.errorClass, desc: qmpError.desc } });
     } finally {
+      this.engine.note('command', { execute: isObject(request) ? request.execute : undefined });
       this.engine.scheduler.settle();
     }
   }

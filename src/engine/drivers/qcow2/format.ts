@@ -207,27 +207,30 @@ export function validateTable(
 }
 
 /**
- * qcow2_read_extensions() over the bytes between the header and `end`.
- * `area` is the first cluster of the file, where the extensions live.
+ * qcow2_read_extensions() between the header and `end`, reading as QEMU
+ * does: each extension's 8-byte header, then the data it keeps. The feature
+ * table is read only when `wantFeatureTable` (QEMU reads it only to name
+ * unsupported features).
  */
 export function parseExtensions(
-  area: Uint8Array,
+  read: (offset: number, bytes: number) => Uint8Array,
   start: number,
   end: number,
   cryptMethod: number,
   autoclear: bigint,
   clusterSize: number,
+  wantFeatureTable = false,
   /** Filled as the extensions are read, so a caller keeps what came before an error. */
   result: Extensions = { bitmapsDropped: false, unknown: [] },
 ): Extensions {
-  const view = new DataView(area.buffer, area.byteOffset, area.byteLength);
   let offset = start;
   while (offset < end) {
-    const magic = offset + 4 <= area.length ? view.getUint32(offset) : 0;
-    const length = offset + 8 <= area.length ? view.getUint32(offset + 4) : 0;
+    const head = read(offset, 8);
+    const headView = new DataView(head.buffer, head.byteOffset, 8);
+    const magic = headView.getUint32(0);
+    const length = headView.getUint32(4);
     offset += 8;
     if (offset > end || length > end - offset) throw genericError('Header extension too large');
-    const data = area.subarray(offset, offset + length);
     switch (magic) {
       case EXT.end:
         return result;
@@ -235,16 +238,17 @@ export function parseExtensions(
         if (length >= BACKING_FORMAT_BUF) {
           throw genericError(`ERROR: ext_backing_format: len=${length} too large (>=${BACKING_FORMAT_BUF})`);
         }
-        result.backingFormat = cString(data);
+        result.backingFormat = cString(read(offset, length));
         break;
       case EXT.featureTable:
-        result.featureTable = data.slice();
+        if (wantFeatureTable) result.featureTable = read(offset, length);
         break;
       case EXT.cryptoHeader: {
         if (cryptMethod !== CRYPT.luks) {
           throw genericError('CRYPTO header extension only expected with LUKS encryption method');
         }
         if (length !== 16) throw genericError(`CRYPTO header extension size ${length}, but expected size 16`);
+        const data = read(offset, 16);
         const ext = new DataView(data.buffer, data.byteOffset, 16);
         const cryptoOffset = ext.getBigUint64(0);
         if (cryptoOffset % BigInt(clusterSize) !== 0n) {
@@ -260,13 +264,13 @@ export function parseExtensions(
           result.bitmapsDropped = true;
           break;
         }
-        result.bitmaps = parseBitmapsExtension(data, clusterSize);
+        result.bitmaps = parseBitmapsExtension(read(offset, 24), clusterSize);
         break;
       case EXT.dataFile:
-        result.dataFile = cString(data);
+        result.dataFile = cString(read(offset, length));
         break;
       default:
-        result.unknown.unshift({ magic, data: data.slice() });
+        result.unknown.unshift({ magic, data: read(offset, length) });
     }
     offset += (length + 7) & ~7;
   }

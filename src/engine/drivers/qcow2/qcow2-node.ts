@@ -163,17 +163,18 @@ export class Qcow2Node extends BlockNode {
     }
     const extEnd = header.backingFileOffset ? Number(header.backingFileOffset) : cs;
     checkCompressionType(header);
-    let firstCluster: Uint8Array;
-    try {
-      firstCluster = readClipped(file, 0, cs);
-    } catch (error) {
-      throw genericError(`qcow2_read_extension: ERROR: pread fail from offset ${header.headerLength}: ${describeError(error)}`);
-    }
+    const readExtension = (offset: number, bytes: number): Uint8Array => {
+      try {
+        return readClipped(file, offset, bytes);
+      } catch (error) {
+        throw genericError(`qcow2_read_extension: ERROR: pread fail from offset ${offset}: ${describeError(error)}`);
+      }
+    };
     const unsupported = header.incompatibleFeatures & ~INCOMPAT_MASK;
     if (unsupported) {
       const partial: Extensions = { bitmapsDropped: false, unknown: [] };
       try {
-        parseExtensions(firstCluster, header.headerLength, extEnd, header.cryptMethod, header.autoclearFeatures, cs, partial);
+        parseExtensions(readExtension, header.headerLength, extEnd, header.cryptMethod, header.autoclearFeatures, cs, true, partial);
       } catch {
         // QEMU reads the feature table with errors ignored.
       }
@@ -281,7 +282,7 @@ export class Qcow2Node extends BlockNode {
     }
     s.refcounts = new Refcounts(s, refcountTableOffset, refcountTable);
 
-    const ext = parseExtensions(firstCluster, header.headerLength, extEnd, header.cryptMethod, header.autoclearFeatures, cs);
+    const ext = parseExtensions(readExtension, header.headerLength, extEnd, header.cryptMethod, header.autoclearFeatures, cs);
     if (ext.bitmapsDropped) {
       warn(
         header.version < 3
