@@ -22,7 +22,7 @@ export interface EngineEvent {
 export class Engine implements BackupHost {
   readonly scheduler = new Scheduler();
   readonly graph = new BlockGraph();
-  readonly opener = new NodeOpener(this.graph);
+  readonly opener = new NodeOpener(this.graph, (message) => this.warn(message));
   /** Newest first, as QEMU lists jobs. */
   readonly jobs: Job[] = [];
   private readonly listeners = new Set<(event: EngineEvent) => void>();

@@ -4,7 +4,10 @@ import { BLKDEBUG_EVENTS, type BlockNode, type CommonNodeOptions } from '../bloc
 import { BLKDEBUG_IO_TYPES, BlkdebugNode, type InjectErrorOptions, type SetStateOptions } from '../drivers/blkdebug';
 import { FileNode } from '../drivers/file';
 import { NullNode, type NullOptions } from '../drivers/null-co';
+import { Qcow2Node, type Qcow2Options } from '../drivers/qcow2/qcow2-node';
 import { RawNode } from '../drivers/raw';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { genericError } from '../qmp-error';
 import { arrayOf, bool, enumOf, int, str, struct, uint64, type Members, type QapiType } from './qapi';
 
@@ -109,12 +112,39 @@ export interface BlockdevOptions {
 
 type BlockdevRef = string | BlockdevOptions;
 
+/** The first bytes of a qcow2 image (QFI\xfb). */
+const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
+
+/** bdrv_probe_all(): qcow2 by its magic, else raw. */
+function probeFormat(filename: string): string {
+  try {
+    const fd = fs.openSync(filename, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      fs.readSync(fd, head, 0, 4, 0);
+      return QCOW2_MAGIC.every((byte, i) => head[i] === byte) ? 'qcow2' : 'raw';
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return 'raw';
+  }
+}
+
+/** bdrv_get_full_backing_filename(): a relative name is relative to the image's directory. */
+function resolveBacking(file: BlockNode, name: string): string {
+  if (path.isAbsolute(name)) return name;
+  const image = file.exactFilename();
+  if (image === undefined) throw genericError(`Cannot use relative backing file names for '${file.filename}'`);
+  return path.join(path.dirname(image), name);
+}
+
 /** Opens nodes from blockdev-add options, children before their parent as QEMU does. */
 export class NodeOpener {
   constructor(
     private readonly graph: BlockGraph,
-    /** Opens a qcow2 node over its file child; provided by the qcow2 driver. */
-    private readonly openQcow2?: (name: string, file: BlockNode, backing: BlockNode | null | undefined, options: BlockdevOptions, common: CommonNodeOptions) => BlockNode,
+    /** Where QEMU would print its warnings. */
+    private readonly warn: (message: string) => void = () => {},
   ) {}
 
   open(options: BlockdevOptions, inherited?: CommonNodeOptions): BlockNode {
@@ -161,13 +191,21 @@ export class NodeOpener {
         return new BlkdebugNode(name, image, (options['inject-error'] ?? []) as InjectErrorOptions[], (options['set-state'] ?? []) as SetStateOptions[], common);
       }
       case 'qcow2': {
-        if (!this.openQcow2) break;
         if (options.encrypt !== undefined) throw genericError('Bitmap Lab does not open encrypted qcow2 images');
         if (options['data-file'] !== undefined) throw genericError('Bitmap Lab does not support qcow2 external data files');
         const file = this.child(options.file as BlockdevRef, common);
         const name = this.name(options);
         const backing = options.backing === undefined ? undefined : options.backing === null ? null : this.child(options.backing as BlockdevRef, { ...common, readOnly: true });
-        return this.openQcow2(name, file, backing, options, common);
+        return Qcow2Node.open(name, file, common, {
+          backing,
+          options: options as Qcow2Options,
+          // The backing chain the header names opens read-only, as implicit nodes.
+          openBacking: (name, format) => {
+            const filename = resolveBacking(file, name);
+            return this.open({ driver: format ?? probeFormat(filename), 'read-only': true, file: { driver: 'file', filename } }, common);
+          },
+          warn: this.warn,
+        });
       }
     }
     throw genericError(`Bitmap Lab does not implement the block driver '${options.driver}' yet`);
@@ -225,10 +263,25 @@ export function blockdevDel(graph: BlockGraph, nodeName: string): Record<string,
   return {};
 }
 
+/** What ImageInfo says of a COW image's backing file: the header's name and the resolved one. */
+function backingInfo(node: BlockNode): Record<string, unknown> {
+  if (!(node instanceof Qcow2Node) || node.backingFile === undefined) return {};
+  const file = node.primaryChild;
+  const full = file && !path.isAbsolute(node.backingFile) && file.exactFilename() !== undefined
+    ? path.join(path.dirname(file.exactFilename()!), node.backingFile)
+    : node.backingFile;
+  return {
+    'backing-filename': node.backingFile,
+    'full-backing-filename': full,
+    ...(node.backingFormat !== undefined && { 'backing-filename-format': node.backingFormat }),
+  };
+}
+
 /** ImageInfo of one node. */
 function imageInfo(node: BlockNode): Record<string, unknown> {
   const info = node.driverInfo();
   return {
+    ...backingInfo(node),
     filename: node.filename,
     format: node.driver,
     'virtual-size': node.length,
@@ -255,6 +308,7 @@ export function blockDeviceInfo(node: BlockNode, flat: boolean): Record<string, 
   return {
     file: node.filename,
     'node-name': node.nodeName,
+    ...(node.children.has('backing') && { backing_file: node.children.get('backing')!.filename }),
     ro: readOnly,
     drv: node.driver,
     backing_file_depth: depth,

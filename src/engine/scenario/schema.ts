@@ -1,0 +1,146 @@
+/**
+ * The JSON Schema of scenario files (*.bitmaplab.json). The build writes it
+ * to schema/bitmaplab.schema.json for editors; the runner validates with it.
+ */
+
+const size = {
+  description: 'Bytes: a number, or a string with a binary suffix (64k, 1M, 2G).',
+  oneOf: [
+    { type: 'integer', minimum: 0 },
+    { type: 'string', pattern: '^(0x[0-9a-fA-F]+|[0-9]+(\\.[0-9]+)?[bBkKmMgGtT]?)$' },
+  ],
+};
+
+const narration = { type: 'string', description: 'Markdown shown while this step is in force.' };
+
+const range = {
+  type: 'object',
+  required: ['node', 'offset', 'length'],
+  additionalProperties: false,
+  properties: {
+    node: { type: 'string', description: 'Node to write to, as named in images or by QMP (the filter during a backup).' },
+    offset: size,
+    length: size,
+    pattern: { type: 'integer', minimum: 0, maximum: 255, description: 'Byte written, or expected on read.' },
+    fails: { type: 'string', description: 'The request is expected to fail with this text (e.g. "Input/output error").' },
+  },
+};
+
+const bitmapExpectation = {
+  type: 'object',
+  required: ['node', 'name'],
+  additionalProperties: false,
+  properties: {
+    node: { type: 'string' },
+    name: { type: 'string' },
+    count: size,
+    granules: {
+      type: 'array',
+      description: 'Exactly these dirty granules, as [first, end) pairs.',
+      items: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, maxItems: 2 },
+    },
+    recording: { type: 'boolean' },
+    busy: { type: 'boolean' },
+    persistent: { type: 'boolean' },
+    inconsistent: { type: 'boolean' },
+    absent: { type: 'boolean', description: 'The bitmap must not exist.' },
+  },
+};
+
+const step = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    narration,
+    qmp: {
+      type: 'object',
+      required: ['execute'],
+      additionalProperties: false,
+      properties: { execute: { type: 'string' }, arguments: { type: 'object' } },
+    },
+    error: { type: 'string', description: 'The QMP command must fail with exactly this text.' },
+    write: range,
+    zero: range,
+    discard: range,
+    read: range,
+    wait: {
+      type: 'object',
+      required: ['event'],
+      additionalProperties: false,
+      properties: { event: { type: 'string' }, data: { type: 'object' } },
+      description: 'Until this event came (QEMU runs jobs in real time; the engine has already settled).',
+    },
+    expect: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        bitmap: { oneOf: [bitmapExpectation, { type: 'array', items: bitmapExpectation }] },
+        job: {
+          type: 'object',
+          required: ['id'],
+          additionalProperties: false,
+          properties: {
+            id: { type: 'string' },
+            status: { type: 'string' },
+            error: { type: 'string' },
+            current: size,
+            total: size,
+            absent: { type: 'boolean' },
+          },
+        },
+      },
+    },
+  },
+};
+
+const fault = {
+  type: 'object',
+  required: ['on', 'nth'],
+  additionalProperties: false,
+  properties: {
+    on: { enum: ['read', 'write'], description: 'Which requests of the image are counted.' },
+    nth: { type: 'integer', minimum: 1, description: 'The request that fails (1 = the first).' },
+    errno: { type: 'integer', minimum: 1, description: 'Default 5 (EIO); 28 is ENOSPC.' },
+  },
+};
+
+const image = {
+  type: 'object',
+  required: ['name', 'format', 'size'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9._-]{0,30}$', description: 'Node name and file name stem.' },
+    format: { enum: ['raw', 'qcow2'] },
+    size,
+    clusterSize: size,
+    backing: { type: 'string', description: 'Name of another image, the backing file (qcow2).' },
+    data: {
+      type: 'array',
+      description: 'Guest writes made before the steps, through qemu-io.',
+      items: {
+        type: 'object',
+        required: ['offset', 'length'],
+        additionalProperties: false,
+        properties: { offset: size, length: size, pattern: { type: 'integer', minimum: 0, maximum: 255 } },
+      },
+    },
+    faults: { type: 'array', items: fault, maxItems: 1 },
+  },
+};
+
+export const SCENARIO_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://bitmap-lab.dev/schema/bitmaplab.schema.json',
+  title: 'Bitmap Lab scenario',
+  type: 'object',
+  required: ['title', 'images', 'steps'],
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    title: { type: 'string' },
+    description: narration,
+    images: { type: 'array', items: image, minItems: 1 },
+    steps: { type: 'array', items: step, minItems: 1 },
+  },
+} as const;
