@@ -1,0 +1,436 @@
+/**
+ * Writing qcow2 images: the same requests through our driver and through
+ * qemu-io must leave byte-identical files, issue the same file I/O in the
+ * same order (compared with QEMU's own trace), pass `qemu-img check`, and
+ * survive a crash at any point with nothing worse than leaked clusters.
+ */
+import { describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  BlockNode,
+  DEFAULT_NODE_OPTIONS,
+  type BlkdebugEvent,
+  type BlockStatus,
+  type CommonNodeOptions,
+} from '../../src/engine/block-node';
+import { FileNode } from '../../src/engine/drivers/file';
+import { createQcow2 } from '../../src/engine/drivers/qcow2/create';
+import { Qcow2Node } from '../../src/engine/drivers/qcow2/qcow2-node';
+import { IoError } from '../../src/engine/io-error';
+import { skipWithout } from '../support/tools';
+import { hasQemuImg, open, qemuCheck, qemuCompare, qemuImg, qemuIo, scratchDir } from '../support/qemu-img';
+
+const skip = skipWithout(hasQemuImg, 'qemu-img and qemu-io');
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const RW: CommonNodeOptions = { ...DEFAULT_NODE_OPTIONS, discardUnmap: true };
+
+/** Logs every request and event that reaches the file, and can stop the world after N requests. */
+class Recorder extends BlockNode {
+  readonly driver = 'recorder';
+  readonly io: string[] = [];
+  readonly events: BlkdebugEvent[] = [];
+  /** Requests left before the simulated crash; afterwards every request fails. */
+  budget = Infinity;
+  /** Writes since the last flush, to undo on a power loss: [offset, old bytes]. */
+  private unflushed: Array<[number, Uint8Array]> = [];
+  keepUndo = false;
+
+  constructor(readonly inner: FileNode) {
+    super('#recorder', inner.length, inner.common);
+    this.children.set('image', inner);
+  }
+
+  override get length(): number {
+    return this.inner.length;
+  }
+
+  protected override get growable(): boolean {
+    return true;
+  }
+
+  get actualSize(): number | undefined {
+    return this.inner.actualSize;
+  }
+
+  override debugEvent(event: BlkdebugEvent): void {
+    this.events.push(event);
+  }
+
+  private spend(entry: string): void {
+    if (this.budget <= 0) throw new IoError(5);
+    this.budget--;
+    this.io.push(entry);
+  }
+
+  private remember(offset: number, bytes: number): void {
+    if (!this.keepUndo) return;
+    const old = new Uint8Array(bytes);
+    const available = Math.max(0, Math.min(bytes, this.inner.length - offset));
+    if (available > 0) old.set(this.inner.read(offset, available));
+    this.unflushed.push([offset, old]);
+  }
+
+  protected driverRead(offset: number, buffer: Uint8Array): void {
+    this.spend(`read ${offset} ${buffer.length}`);
+    buffer.set(this.inner.read(offset, buffer.length));
+  }
+
+  protected driverWrite(offset: number, data: Uint8Array): void {
+    this.spend(`write ${offset} ${data.length}`);
+    this.remember(offset, data.length);
+    this.inner.write(offset, data);
+  }
+
+  protected override driverWriteZeroes(offset: number, bytes: number, mayUnmap: boolean): void {
+    this.spend(`zeroes ${offset} ${bytes}`);
+    this.remember(offset, bytes);
+    this.inner.writeZeroes(offset, bytes, mayUnmap);
+  }
+
+  protected override driverDiscard(offset: number, bytes: number): boolean {
+    this.spend(`discard ${offset} ${bytes}`);
+    this.remember(offset, bytes);
+    this.inner.discard(offset, bytes);
+    return true;
+  }
+
+  protected override driverFlush(): void {
+    this.spend('flush');
+    this.unflushed = [];
+    this.inner.flush();
+  }
+
+  blockStatus(offset: number, bytes: number): BlockStatus {
+    return this.inner.blockStatus(offset, bytes);
+  }
+
+  override truncate(bytes: number): void {
+    this.inner.truncate(bytes);
+  }
+
+  /** A power loss: whatever was written since the last flush is lost. */
+  loseUnflushedWrites(): void {
+    for (const [offset, old] of this.unflushed.reverse()) this.inner.write(offset, old);
+    this.unflushed = [];
+  }
+
+  override close(): void {
+    this.inner.close();
+  }
+}
+
+function openRecorded(file: string, common = RW): { node: Qcow2Node; recorder: Recorder } {
+  const recorder = new Recorder(new FileNode('#file', file, { ...common, discardUnmap: true }));
+  const node = Qcow2Node.open('#qcow2', recorder, common, { backing: null });
+  return { node, recorder };
+}
+
+/** One guest request, applied by us and spelled for qemu-io. */
+type Op =
+  | { op: 'write'; offset: number; bytes: number; pattern: number }
+  | { op: 'zero'; offset: number; bytes: number; unmap?: boolean }
+  | { op: 'discard'; offset: number; bytes: number }
+  | { op: 'flush' };
+
+function apply(node: BlockNode, ops: Op[]): void {
+  for (const op of ops) {
+    if (op.op === 'write') node.write(op.offset, new Uint8Array(op.bytes).fill(op.pattern));
+    else if (op.op === 'zero') node.writeZeroes(op.offset, op.bytes, op.unmap ?? false);
+    else if (op.op === 'discard') node.discard(op.offset, op.bytes);
+    else node.flush();
+  }
+}
+
+function qemuIoCommands(ops: Op[]): string[] {
+  return ops.map((op) => {
+    if (op.op === 'write') return `write -P ${op.pattern} ${op.offset} ${op.bytes}`;
+    if (op.op === 'zero') return `write -z${op.unmap ? ' -u' : ''} ${op.offset} ${op.bytes}`;
+    if (op.op === 'discard') return `discard ${op.offset} ${op.bytes}`;
+    return 'flush';
+  });
+}
+
+/** A deterministic pseudo-random sequence (mulberry32). */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomOps(seed: number, count: number, size: number, kinds: Array<Op['op']> = ['write', 'write', 'write', 'zero', 'discard']): Op[] {
+  const next = random(seed);
+  const ops: Op[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = kinds[Math.floor(next() * kinds.length)];
+    const offset = Math.floor((next() * size) / 512) * 512;
+    const bytes = Math.min(size - offset, 512 * (1 + Math.floor(next() * 384)));
+    if (kind === 'write') ops.push({ op: 'write', offset, bytes, pattern: 1 + Math.floor(next() * 254) });
+    else if (kind === 'zero') ops.push({ op: 'zero', offset, bytes, unmap: next() < 0.5 });
+    else if (kind === 'discard') ops.push({ op: 'discard', offset, bytes });
+    else ops.push({ op: 'flush' });
+  }
+  return ops;
+}
+
+/** Each request cut short at the end of the guest range its L2 table maps. */
+function withinL2Tables(ops: Op[], span: number): Op[] {
+  return ops.map((op) => (op.op === 'flush' ? op : { ...op, bytes: Math.min(op.bytes, span - (op.offset % span)) }));
+}
+
+/** qemu-io with QEMU's trace of the requests each node receives; the file node's, normalised. */
+function qemuFileTrace(image: string, ops: Op[], extra: string[] = []): string[] {
+  const args = ['-f', 'qcow2', '-t', 'writeback', '-T', 'bdrv_co_preadv_part', '-T', 'bdrv_co_pwritev_part', '-T', 'bdrv_co_pwrite_zeroes', ...extra];
+  const result = spawnSync('qemu-io', [...args, ...qemuIoCommands(ops).flatMap((c) => ['-c', c]), image], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(result.stderr);
+  const lines = result.stderr.split('\n').filter((line) => line.startsWith('bdrv_co_'));
+  const fileBs = / bs (\S+) /.exec(lines[0])![1];
+  const trace: string[] = [];
+  for (const line of lines) {
+    const [, kind, bs, offset, bytes, flags] = /^(\S+) bs (\S+) offset (\d+) bytes (\d+) flags (\S+)/.exec(line)!;
+    if (bs !== fileBs) continue;
+    if (kind === 'bdrv_co_pwrite_zeroes') trace.push(`zeroes ${offset} ${bytes}`);
+    else if (kind === 'bdrv_co_preadv_part') trace.push(`read ${offset} ${bytes}`);
+    else if (!(Number(flags) & 2)) trace.push(`write ${offset} ${bytes}`);
+  }
+  return trace;
+}
+
+function ioOnly(entries: string[]): string[] {
+  return entries.filter((entry) => !entry.startsWith('flush') && !entry.startsWith('discard'));
+}
+
+describe('writes leave the file qemu-io leaves', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+
+  const scenarios: Record<string, { create: string[]; size: number; ops: Op[]; backing?: Op[] }> = {
+    'aligned and partial writes, zeroes, discard': {
+      create: [],
+      size: 64 * MiB,
+      ops: [
+        { op: 'write', offset: 0, bytes: 64 * KiB, pattern: 0x11 },
+        { op: 'write', offset: 100 * KiB, bytes: 10 * KiB, pattern: 0x22 },
+        { op: 'write', offset: 5 * MiB, bytes: 3 * MiB, pattern: 0x33 },
+        { op: 'zero', offset: 5 * MiB, bytes: MiB },
+        { op: 'zero', offset: 6 * MiB + 512, bytes: 4096, unmap: true },
+        { op: 'discard', offset: 7 * MiB, bytes: 200 * KiB },
+        { op: 'write', offset: 60 * MiB + 1000 * 512, bytes: 1000, pattern: 0x44 },
+        { op: 'zero', offset: 30 * MiB + 512, bytes: 1024 },
+      ],
+    },
+    'random requests': { create: [], size: 16 * MiB, ops: randomOps(1, 120, 16 * MiB) },
+    'random requests, 512-byte clusters (many L2 tables, a growing refcount table)': {
+      create: ['-o', 'cluster_size=512'],
+      size: 8 * MiB,
+      ops: randomOps(2, 80, 8 * MiB, ['write']),
+    },
+    'refcounts of 1 bit': { create: ['-o', 'refcount_bits=1'], size: 8 * MiB, ops: randomOps(3, 60, 8 * MiB) },
+    'refcounts of 64 bits': { create: ['-o', 'refcount_bits=64'], size: 8 * MiB, ops: randomOps(4, 60, 8 * MiB) },
+    'compat 0.10': { create: ['-o', 'compat=0.10'], size: 8 * MiB, ops: randomOps(5, 60, 8 * MiB) },
+    'lazy refcounts': { create: ['-o', 'lazy_refcounts=on'], size: 8 * MiB, ops: randomOps(6, 60, 8 * MiB) },
+    'a 2 MiB image with 2 MiB clusters': { create: ['-o', 'cluster_size=2M'], size: 8 * MiB, ops: randomOps(7, 30, 8 * MiB) },
+    'partial clusters over a backing file': {
+      create: [],
+      size: 8 * MiB,
+      backing: [
+        { op: 'write', offset: 0, bytes: 4 * MiB, pattern: 0x5a },
+        { op: 'write', offset: 6 * MiB, bytes: MiB, pattern: 0x5b },
+      ],
+      ops: randomOps(8, 80, 8 * MiB),
+    },
+  };
+
+  for (const [name, scenario] of Object.entries(scenarios)) {
+    test(name, () => {
+      const ours = path.join(dir, `${name.replace(/\W+/g, '-')}-ours.qcow2`);
+      const theirs = ours.replace('-ours', '-qemu');
+      const extra: string[] = [];
+      if (scenario.backing) {
+        const base = ours.replace('-ours.qcow2', '-base.qcow2');
+        qemuImg('create', '-q', '-f', 'qcow2', base, String(scenario.size));
+        qemuIo(base, qemuIoCommands(scenario.backing));
+        extra.push('-b', path.basename(base), '-F', 'qcow2');
+      }
+      qemuImg('create', '-q', '-f', 'qcow2', ...scenario.create, ...extra, ours, String(scenario.size));
+      fs.copyFileSync(ours, theirs);
+      const node = open(ours, { discardUnmap: true });
+      apply(node, scenario.ops);
+      node.close();
+      qemuIo(theirs, qemuIoCommands(scenario.ops));
+      const check = qemuCheck(ours);
+      assert.equal(check['check-errors'], 0);
+      assert.equal(check.corruptions ?? 0, 0, 'no corruptions');
+      assert.equal(check.leaks ?? 0, 0, 'no leaks');
+      assert.ok(qemuCompare(ours, theirs), 'same guest contents as qemu-io gives');
+      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+    });
+  }
+});
+
+describe('file I/O in the order QEMU issues it', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  const cases: Record<string, { create: string[]; ops: Op[] }> = {
+    'first write: L2 table, refcounts, data, L2 entry at close': {
+      create: [],
+      ops: [{ op: 'write', offset: 0, bytes: 4096, pattern: 1 }],
+    },
+    'writes and flushes': {
+      create: [],
+      ops: [
+        { op: 'write', offset: 0, bytes: 4096, pattern: 1 },
+        { op: 'flush' },
+        { op: 'write', offset: 3 * MiB, bytes: 200 * KiB, pattern: 2 },
+        { op: 'write', offset: 3 * MiB + 100 * KiB, bytes: 4096, pattern: 3 },
+        { op: 'flush' },
+        { op: 'write', offset: 9 * MiB + 512, bytes: 1024, pattern: 4 },
+      ],
+    },
+    'zeroes and discards': {
+      create: [],
+      ops: [
+        { op: 'write', offset: 0, bytes: MiB, pattern: 1 },
+        { op: 'zero', offset: 64 * KiB, bytes: 128 * KiB },
+        { op: 'zero', offset: 300 * KiB, bytes: 128 * KiB, unmap: true },
+        { op: 'discard', offset: 512 * KiB, bytes: 256 * KiB },
+        { op: 'zero', offset: 2 * MiB + 512, bytes: 512 },
+      ],
+    },
+    // QEMU runs the parts of a request that maps to several host ranges
+    // concurrently; these stay within one L2 table each, so they are one part.
+    'small clusters: L2 tables and refcount blocks evicted from the caches': {
+      create: ['-o', 'cluster_size=512'],
+      ops: withinL2Tables(randomOps(9, 60, 16 * MiB, ['write', 'write', 'flush']), 32 * KiB),
+    },
+    'random requests': { create: [], ops: randomOps(10, 60, 16 * MiB, ['write', 'write', 'zero', 'discard', 'flush']) },
+  };
+  for (const [name, { create, ops }] of Object.entries(cases)) {
+    test(name, () => {
+      const ours = path.join(dir, `${name.replace(/\W+/g, '-')}-ours.qcow2`);
+      const theirs = ours.replace('-ours', '-qemu');
+      qemuImg('create', '-q', '-f', 'qcow2', ...create, ours, String(16 * MiB));
+      fs.copyFileSync(ours, theirs);
+      const { node, recorder } = openRecorded(ours);
+      apply(node, ops);
+      node.close();
+      assert.deepEqual(ioOnly(recorder.io), qemuFileTrace(theirs, ops));
+    });
+  }
+});
+
+describe('crash safety: stopped after any request, the image checks clean but for leaks', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  const workloads: Record<string, { create: string[]; ops: Op[] }> = {
+    'allocating writes': { create: [], ops: randomOps(11, 25, 8 * MiB, ['write', 'write', 'flush']) },
+    'zeroes and discards': { create: [], ops: randomOps(12, 25, 8 * MiB, ['write', 'zero', 'discard', 'flush']) },
+    'small clusters, growing refcount structures': {
+      create: ['-o', 'cluster_size=512'],
+      ops: randomOps(13, 25, 8 * MiB, ['write', 'flush']),
+    },
+  };
+  for (const [name, { create, ops }] of Object.entries(workloads)) {
+    for (const powerLoss of [false, true]) {
+      test(`${name}${powerLoss ? ', unflushed writes lost' : ''}`, () => {
+        const template = path.join(dir, `${name.replace(/\W+/g, '-')}.qcow2`);
+        qemuImg('create', '-q', '-f', 'qcow2', ...create, template, String(8 * MiB));
+        const total = (() => {
+          const copy = `${template}.full`;
+          fs.copyFileSync(template, copy);
+          const { node, recorder } = openRecorded(copy);
+          apply(node, ops);
+          node.close();
+          return recorder.io.length;
+        })();
+        const step = Math.max(1, Math.floor(total / 60));
+        for (let budget = 0; budget < total; budget += step) {
+          const copy = `${template}.${budget}`;
+          fs.copyFileSync(template, copy);
+          const { node, recorder } = openRecorded(copy);
+          recorder.keepUndo = powerLoss;
+          recorder.budget = budget;
+          try {
+            apply(node, ops);
+            node.close();
+          } catch (error) {
+            assert.ok(error instanceof IoError, String(error));
+            if (powerLoss) recorder.loseUnflushedWrites();
+          }
+          recorder.inner.close();
+          const check = qemuCheck(copy);
+          assert.equal(check.corruptions ?? 0, 0, `no corruption after ${budget} of ${total} requests`);
+          assert.equal(check['check-errors'], 0, `no check errors after ${budget} of ${total} requests`);
+          fs.rmSync(copy);
+        }
+      });
+    }
+  }
+});
+
+describe('creating images', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  const cases: Array<[Parameters<typeof createQcow2>[1], string[]]> = [
+    [{ size: 64 * MiB }, []],
+    [{ size: 1000 }, []],
+    [{ size: 64 * MiB, clusterSize: 512 }, ['-o', 'cluster_size=512']],
+    [{ size: 64 * MiB, clusterSize: 2 * MiB }, ['-o', 'cluster_size=2M']],
+    [{ size: 64 * MiB, compat: '0.10' }, ['-o', 'compat=0.10']],
+    [{ size: 64 * MiB, lazyRefcounts: true }, ['-o', 'lazy_refcounts=on']],
+    ...[1, 2, 4, 8, 32, 64].map((bits): [Parameters<typeof createQcow2>[1], string[]] => [
+      { size: 64 * MiB, refcountBits: bits },
+      ['-o', `refcount_bits=${bits}`],
+    ]),
+    [{ size: 100 * 2 ** 40 }, []],
+    [{ size: 10 * 2 ** 30, clusterSize: 512 }, ['-o', 'cluster_size=512']],
+  ];
+  for (const [options, args] of cases) {
+    test(`qemu-img create ${args.join(' ')} ${options!.size}: the same bytes`, () => {
+      const ours = path.join(dir, 'created-ours.qcow2');
+      const theirs = path.join(dir, 'created-qemu.qcow2');
+      createQcow2(ours, options);
+      qemuImg('create', '-q', '-f', 'qcow2', ...args, theirs, String(options!.size));
+      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)));
+      assert.equal(qemuCheck(ours)['check-errors'], 0);
+    });
+  }
+
+  test('with a backing file, relative and absolute, the size taken from it', () => {
+    const base = path.join(dir, 'base.qcow2');
+    createQcow2(base, { size: 32 * MiB });
+    for (const [name, backing] of [['rel', 'base.qcow2'], ['abs', base]]) {
+      const ours = path.join(dir, `${name}-ours.qcow2`);
+      const theirs = path.join(dir, `${name}-qemu.qcow2`);
+      createQcow2(ours, { backingFile: backing, backingFormat: 'qcow2' });
+      qemuImg('create', '-q', '-f', 'qcow2', '-b', backing, '-F', 'qcow2', theirs);
+      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)));
+    }
+  });
+
+  test("qemu-img's messages for bad options", () => {
+    const file = path.join(dir, 'bad.qcow2');
+    const message = (options: Parameters<typeof createQcow2>[1]): string => {
+      try {
+        createQcow2(file, options);
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return 'created';
+    };
+    assert.equal(message({ size: MiB, clusterSize: 1000 }), 'Cluster size must be a power of two between 512 and 2048k');
+    assert.equal(message({ size: MiB, refcountBits: 3 }), 'Refcount width must be a power of two and may not exceed 64 bits');
+    assert.equal(
+      message({ size: MiB, compat: '0.10', lazyRefcounts: true }),
+      'Lazy refcounts only supported with compatibility level 1.1 and above (use version=v3 or greater)',
+    );
+    assert.equal(message({ size: MiB, backingFile: 'x.qcow2' }), 'Backing file specified without backing format');
+    assert.equal(
+      message({ size: 100 * 2 ** 40, clusterSize: 512 }),
+      "The image size is too large for file format 'qcow2' (try using a larger cluster size)",
+    );
+    assert.match(message({ backingFile: 'missing.qcow2', backingFormat: 'qcow2' }), /^Could not open backing image: Could not open '.*missing.qcow2': No such file or directory$/);
+  });
+});
