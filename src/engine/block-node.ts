@@ -157,7 +157,7 @@ export abstract class BlockNode {
   abstract get actualSize(): number | undefined;
 
   /** Whether writes past the end grow the node (protocol nodes). */
-  protected get growable(): boolean {
+  get growable(): boolean {
     return false;
   }
 
@@ -252,9 +252,13 @@ export abstract class BlockNode {
     }
   }
 
-  /** bdrv_get_info(): a filter answers for its child; undefined for drivers without one (null-co). */
+  /**
+   * bdrv_get_info(): a filter answers for its child (but has no format-specific
+   * info of its own); undefined for drivers without one (null-co).
+   */
   driverInfo(): DriverInfo | undefined {
-    return this.isFilter ? this.primaryChild?.driverInfo() : undefined;
+    const info = this.isFilter ? this.primaryChild?.driverInfo() : undefined;
+    return info && { clusterSize: info.clusterSize, dirty: info.dirty };
   }
 
   /** bdrv_get_default_bitmap_granularity(). */

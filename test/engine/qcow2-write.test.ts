@@ -48,7 +48,7 @@ class Recorder extends BlockNode {
     return this.inner.length;
   }
 
-  protected override get growable(): boolean {
+  override get growable(): boolean {
     return true;
   }
 

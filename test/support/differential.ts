@@ -39,6 +39,8 @@ export type Setup = (dir: string) => void;
 
 interface Side {
   execute(request: Record<string, unknown>): Promise<unknown>;
+  /** Until running jobs are parked (QEMU copies in real time; we have settled). */
+  settle(): Promise<void>;
   /** What QEMU printed on stdout since the last call. */
   takeStdout(): string;
   /** Events since the last call. */
@@ -101,6 +103,7 @@ async function record(side: Side, steps: Step[], dir: string): Promise<Transcrip
     let reply: unknown = null;
     if ('waitFor' in step) await side.waitEvent(step.waitFor, step.data);
     else reply = fromSide(await side.execute(request(toSide(step))));
+    await side.settle();
     // QEMU prints before it replies, but its stdout pipe may be read a moment later.
     if ('io' in step) await new Promise((resolve) => setTimeout(resolve, 10));
     const entry: Transcript = { step: JSON.stringify(step), reply, events: [], stdout: '', nodes: null, sha256: {} };
@@ -113,6 +116,25 @@ async function record(side: Side, steps: Step[], dir: string): Promise<Transcrip
     transcript.push(entry);
   }
   return transcript;
+}
+
+/**
+ * While a job runs on QEMU, its copying goes on after the command returned:
+ * poll until the running jobs' progress holds still (a rate-limited job has
+ * copied its chunk and sleeps), within two seconds.
+ */
+async function parked(execute: (message: Record<string, unknown>) => Promise<unknown>): Promise<void> {
+  let last = '';
+  let same = 0;
+  for (const deadline = Date.now() + 2000; Date.now() < deadline && same < 3; ) {
+    const reply = (await execute({ execute: 'query-block-jobs' })) as { return?: Array<{ status: string }> };
+    const running = (reply.return ?? []).filter((job) => job.status === 'running');
+    if (!running.length) return;
+    const now = JSON.stringify(running);
+    same = now === last ? same + 1 : 0;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => Promise<T>): Promise<T> {
@@ -145,7 +167,8 @@ export function onQemu(steps: Step[], setup?: Setup): Promise<Transcript[]> {
         }
       };
       const execute = (message: Record<string, unknown>) => qemu.sendRaw(JSON.stringify(message));
-      return await record({ execute, takeStdout, takeEvents, waitEvent }, steps, dir);
+      const settle = () => parked((message) => qemu.sendRaw(JSON.stringify(message)));
+      return await record({ execute, settle, takeStdout, takeEvents, waitEvent }, steps, dir);
     } finally {
       await qemu.quit();
     }
@@ -177,6 +200,6 @@ export function onEngine(steps: Step[], setup?: Setup): Promise<Transcript[]> {
       // We have settled: an event that has not come would never come.
       if (!matches(pending, event, data)) throw new Error(`engine: no ${event} ${JSON.stringify(data)} after settling`);
     };
-    return record({ execute, takeStdout, takeEvents, waitEvent }, steps, dir).finally(() => execute({ execute: 'quit' }));
+    return record({ execute, settle: async () => {}, takeStdout, takeEvents, waitEvent }, steps, dir).finally(() => execute({ execute: 'quit' }));
   });
 }

@@ -90,6 +90,11 @@ export class BlkdebugNode extends BlockNode {
     return this.image.length;
   }
 
+  /** Writes past the end grow the file below. */
+  override get growable(): boolean {
+    return this.image.growable;
+  }
+
   /** blkdebug_debug_event(): rules compare with the state as it was when the event came. */
   override debugEvent(event: BlkdebugEvent): void {
     let newState = this.state;

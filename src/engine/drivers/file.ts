@@ -65,7 +65,7 @@ export class FileNode extends BlockNode {
     return fs.fstatSync(this.handle()).blocks * 512;
   }
 
-  protected override get growable(): boolean {
+  override get growable(): boolean {
     return true;
   }
 

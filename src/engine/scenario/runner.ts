@@ -1,0 +1,254 @@
+/**
+ * Runs a scenario on the engine: creates its images, opens them over QMP as
+ * a client of QEMU would (so the same steps run on real QEMU), performs each
+ * step, checks its expectations, and records the timeline.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createQcow2, createRaw } from '../drivers/qcow2/create';
+import { Engine } from '../engine';
+import { QmpMonitor, type QmpEvent } from '../qmp/monitor';
+import { parseSize } from '../qemu-io';
+import type { Frame } from '../timeline/frame';
+import { Recorder } from '../timeline/recorder';
+import type { BitmapExpectation, ImageSpec, JobExpectation, RangeSpec, Scenario, Size, StepSpec } from './parse';
+
+export interface StepResult {
+  index: number;
+  /** What the step does, in a few words. */
+  label: string;
+  failures: string[];
+  reply?: unknown;
+  /** The last frame of the step. */
+  frame: number;
+}
+
+export interface ScenarioRun {
+  frames: Frame[];
+  steps: StepResult[];
+  /** Every failed expectation, `steps[i]: what`. */
+  failures: string[];
+}
+
+export function bytes(size: Size): number {
+  const value = typeof size === 'number' ? size : parseSize(size);
+  if (value === undefined) throw new Error(`not a size: ${size}`);
+  return value;
+}
+
+/** The QMP a client sends to open an image: a format node over its file, with blkdebug for a fault. */
+export function blockdevAddFor(image: ImageSpec, dir: string): Record<string, unknown> {
+  const file: Record<string, unknown> = { driver: 'file', filename: path.join(dir, fileName(image)) };
+  const fault = image.faults?.[0];
+  const event = fault?.on === 'write' ? 'write_aio' : 'read_aio';
+  const child = fault
+    ? {
+        driver: 'blkdebug',
+        image: file,
+        'set-state': Array.from({ length: fault.nth - 1 }, (_, i) => ({ event, state: i + 1, new_state: i + 2 })),
+        'inject-error': [{ event, state: fault.nth, errno: fault.errno ?? 5, once: true }],
+      }
+    : file;
+  return {
+    driver: image.format,
+    'node-name': image.name,
+    file: child,
+    ...(image.backing !== undefined && { backing: image.backing }),
+  };
+}
+
+export function fileName(image: ImageSpec): string {
+  return `${image.name}.${image.format === 'qcow2' ? 'qcow2' : 'img'}`;
+}
+
+/**
+ * Creates the image files, then writes their initial data through a private
+ * engine, so that fault counting starts with the scenario's own steps.
+ */
+export function createImages(images: ImageSpec[], dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const image of images) {
+    const file = path.join(dir, fileName(image));
+    if (image.format === 'raw') createRaw(file, bytes(image.size));
+    else {
+      const backing = images.find((other) => other.name === image.backing);
+      createQcow2(file, {
+        size: bytes(image.size),
+        ...(image.clusterSize !== undefined && { clusterSize: bytes(image.clusterSize) }),
+        ...(backing && { backingFile: fileName(backing), backingFormat: backing.format }),
+      });
+    }
+  }
+  const engine = new Engine();
+  const monitor = new QmpMonitor(engine, { negotiated: true });
+  for (const image of images.filter((i) => i.data?.length)) {
+    const add = blockdevAddFor({ ...image, faults: undefined, backing: undefined }, dir);
+    const reply = monitor.execute({ execute: 'blockdev-add', arguments: add }) as { error?: { desc: string } };
+    if (reply.error) throw new Error(`opening ${image.name}: ${reply.error.desc}`);
+    for (const { offset, length, pattern } of image.data!) {
+      engine.backend(image.name).write(bytes(offset), new Uint8Array(bytes(length)).fill(pattern ?? 0xcd));
+    }
+    monitor.execute({ execute: 'blockdev-del', arguments: { 'node-name': image.name } });
+  }
+  monitor.execute({ execute: 'quit' });
+}
+
+/** What a step does, for tables and the timeline. */
+export function describeStep(step: StepSpec): string {
+  if (step.qmp) return step.qmp.execute;
+  for (const kind of ['write', 'zero', 'discard', 'read'] as const) {
+    const range = step[kind];
+    if (range) return `${kind} ${range.node} ${range.offset}+${range.length}`;
+  }
+  if (step.wait) return `wait ${step.wait.event}`;
+  if (step.expect) return 'expect';
+  return 'narration';
+}
+
+export const QEMU_IO_LINE: Record<'write' | 'zero' | 'discard' | 'read', (r: RangeSpec) => string> = {
+  write: (r) => `write -P ${r.pattern ?? 0xcd} ${bytes(r.offset)} ${bytes(r.length)}`,
+  zero: (r) => `write -z ${bytes(r.offset)} ${bytes(r.length)}`,
+  discard: (r) => `discard ${bytes(r.offset)} ${bytes(r.length)}`,
+  read: (r) => `read ${r.pattern === undefined ? '' : `-P ${r.pattern} `}${bytes(r.offset)} ${bytes(r.length)}`,
+};
+
+class Run {
+  readonly engine = new Engine();
+  readonly recorder = new Recorder(this.engine);
+  readonly monitor = new QmpMonitor(this.engine, { negotiated: true });
+  private stdout = '';
+  private events: QmpEvent[] = [];
+
+  constructor() {
+    this.engine.console = (text, stream) => {
+      if (stream === 'stdout') this.stdout += text;
+    };
+  }
+
+  execute(execute: string, args?: Record<string, unknown>): { return?: unknown; error?: { class: string; desc: string } } {
+    const reply = this.monitor.execute(args ? { execute, arguments: args } : { execute });
+    this.events.push(...this.monitor.takeEvents());
+    return reply as { return?: unknown; error?: { class: string; desc: string } };
+  }
+
+  step(step: StepSpec, failures: string[]): unknown {
+    if (step.qmp) return this.qmp(step, failures);
+    for (const kind of ['write', 'zero', 'discard', 'read'] as const) {
+      if (step[kind]) return this.io(kind, step[kind]!, failures);
+    }
+    if (step.wait) this.wait(step.wait, failures);
+    if (step.expect?.bitmap) {
+      for (const expected of [step.expect.bitmap].flat()) this.checkBitmap(expected, failures);
+    }
+    if (step.expect?.job) this.checkJob(step.expect.job, failures);
+    return undefined;
+  }
+
+  private qmp(step: StepSpec, failures: string[]): unknown {
+    const reply = this.execute(step.qmp!.execute, step.qmp!.arguments);
+    if (step.error !== undefined && reply.error?.desc !== step.error) {
+      failures.push(`expected the error "${step.error}", got ${JSON.stringify(reply)}`);
+    } else if (step.error === undefined && reply.error) {
+      failures.push(`${step.qmp!.execute} failed: ${reply.error.desc}`);
+    }
+    return reply;
+  }
+
+  private io(kind: keyof typeof QEMU_IO_LINE, range: RangeSpec, failures: string[]): unknown {
+    this.stdout = '';
+    const line = `qemu-io ${range.node} "${QEMU_IO_LINE[kind](range)}"`;
+    const reply = this.execute('human-monitor-command', { 'command-line': line });
+    const failed = /^(?:write|read|discard) failed: (.*)$/m.exec(this.stdout)?.[1];
+    if (reply.return !== '') failures.push(`${line}: ${String(reply.return ?? reply.error?.desc).trim()}`);
+    else if (range.fails !== undefined && failed !== range.fails) failures.push(`expected ${kind} to fail with "${range.fails}", got ${failed ? `"${failed}"` : 'success'}`);
+    else if (range.fails === undefined && failed) failures.push(`${kind} failed: ${failed}`);
+    else if (/Pattern verification failed/.test(this.stdout)) failures.push(`read: the data is not ${range.pattern}`);
+    else if (kind !== 'read' && !failed) this.recordWrite(range);
+    return reply;
+  }
+
+  /** Guest data lands on the node under a backup's filter. */
+  private recordWrite(range: RangeSpec): void {
+    const node = this.engine.graph.find(range.node);
+    const target = node?.driver === 'copy-before-write' ? node.primaryChild! : node;
+    if (target) this.recorder.guestWrite(target.nodeName, bytes(range.offset), bytes(range.length));
+  }
+
+  private wait(wait: NonNullable<StepSpec['wait']>, failures: string[]): void {
+    const index = this.events.findIndex(
+      (e) => e.event === wait.event && Object.entries(wait.data ?? {}).every(([k, v]) => JSON.stringify(e.data[k]) === JSON.stringify(v)),
+    );
+    if (index < 0) failures.push(`no ${wait.event} event came`);
+    else this.events.splice(0, index + 1);
+  }
+
+  private checkBitmap(expected: BitmapExpectation, failures: string[]): void {
+    const bitmap = this.engine.graph.find(expected.node)?.findBitmap(expected.name);
+    const what = `bitmap ${expected.node}/${expected.name}`;
+    if (expected.absent) {
+      if (bitmap) failures.push(`${what} exists`);
+      return;
+    }
+    if (!bitmap) {
+      failures.push(`${what} does not exist`);
+      return;
+    }
+    const actual: Record<string, unknown> = { ...bitmap.info(), inconsistent: bitmap.inconsistent };
+    for (const key of ['recording', 'busy', 'persistent', 'inconsistent'] as const) {
+      if (expected[key] !== undefined && actual[key] !== expected[key]) failures.push(`${what}: ${key} is ${actual[key]}, expected ${expected[key]}`);
+    }
+    if (expected.count !== undefined && bitmap.count !== bytes(expected.count)) {
+      failures.push(`${what}: count is ${bitmap.count}, expected ${bytes(expected.count)}`);
+    }
+    if (expected.granules) {
+      const granules = [...bitmap.bits.extents()];
+      if (JSON.stringify(granules) !== JSON.stringify(expected.granules)) {
+        failures.push(`${what}: granules are ${JSON.stringify(granules)}, expected ${JSON.stringify(expected.granules)}`);
+      }
+    }
+  }
+
+  private checkJob(expected: JobExpectation, failures: string[]): void {
+    const job = this.engine.findJob(expected.id);
+    if (expected.absent) {
+      if (job) failures.push(`job ${expected.id} exists`);
+      return;
+    }
+    if (!job) {
+      failures.push(`job ${expected.id} does not exist`);
+      return;
+    }
+    const info = job.info() as { status: string; error?: string; 'current-progress': number; 'total-progress': number };
+    if (expected.status !== undefined && info.status !== expected.status) failures.push(`job ${expected.id}: status is ${info.status}, expected ${expected.status}`);
+    if (expected.error !== undefined && info.error !== expected.error) failures.push(`job ${expected.id}: error is ${info.error}, expected ${expected.error}`);
+    if (expected.current !== undefined && info['current-progress'] !== bytes(expected.current)) failures.push(`job ${expected.id}: progress is ${info['current-progress']}, expected ${bytes(expected.current)}`);
+    if (expected.total !== undefined && info['total-progress'] !== bytes(expected.total)) failures.push(`job ${expected.id}: total is ${info['total-progress']}, expected ${bytes(expected.total)}`);
+  }
+}
+
+/** Runs `scenario` with its images in `dir` (created there). */
+export function runScenario(scenario: Scenario, dir: string): ScenarioRun {
+  createImages(scenario.images, dir);
+  const run = new Run();
+  const steps: StepResult[] = [];
+  const setupFailures: string[] = [];
+  for (const image of scenario.images) {
+    const reply = run.execute('blockdev-add', blockdevAddFor(image, dir));
+    if (reply.error) setupFailures.push(`images: opening ${image.name}: ${reply.error.desc}`);
+  }
+  if (setupFailures.length) return { frames: run.recorder.frames, steps, failures: setupFailures };
+  scenario.steps.forEach((step, index) => {
+    run.recorder.step = index;
+    if (step.narration !== undefined) run.recorder.narration = step.narration;
+    const failures: string[] = [];
+    const reply = run.step(step, failures);
+    run.recorder.cut({ kind: 'command', label: describeStep(step) }, true);
+    steps.push({ index, label: describeStep(step), failures, ...(reply !== undefined && { reply }), frame: run.recorder.frames.length - 1 });
+  });
+  run.execute('quit');
+  return {
+    frames: run.recorder.frames,
+    steps,
+    failures: steps.flatMap((step) => step.failures.map((failure) => `steps[${step.index}]: ${failure}`)),
+  };
+}
