@@ -1,7 +1,9 @@
 /** The bitmap-lab command line: a thin shell over the engine. */
 import { Command } from 'commander';
 import { PACKAGE } from '../engine/qmp/monitor';
+import { demoCommand } from './demo';
 import { serveStdio } from './qmp-stdio';
+import { runCommand } from './run';
 
 const program = new Command()
   .name('bitmap-lab')
@@ -13,6 +15,22 @@ program
   .description('Serve QMP on standard input and output, one JSON request per line, as QEMU does.')
   .requiredOption('--stdio', 'talk QMP over stdin/stdout')
   .action(serveStdio);
+
+program
+  .command('run')
+  .description('Run a scenario file: print what each step did; exit 1 when an expectation fails.')
+  .argument('<file>', 'a *.bitmaplab.json scenario')
+  .option('--json', 'print the results as JSON')
+  .option('--to <frame>', 'print the state after one frame of the timeline, as JSON')
+  .option('--keep <dir>', 'make the images in DIR and keep them')
+  .addHelpText('after', '\nExamples:\n  bitmap-lab run examples/failed-incremental-always.bitmaplab.json\n  bitmap-lab run my.bitmaplab.json --to 40')
+  .action(runCommand);
+
+program
+  .command('demo')
+  .description("Why QEMU's `always` bitmap mode exists: a failed incremental backup and its retry, under on-success and always.")
+  .option('--out <file>', 'where to write the HTML page of both timelines', 'bitmap-lab-demo.html')
+  .action(demoCommand);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`bitmap-lab: ${error instanceof Error ? error.message : String(error)}\n`);

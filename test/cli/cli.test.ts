@@ -1,0 +1,72 @@
+/** The bitmap-lab command line, as a user runs it (dist/cli.js, built by npm test). */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const EXAMPLE = path.join(ROOT, 'examples', 'failed-incremental-always.bitmaplab.json');
+
+function cli(...args: string[]) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: os.tmpdir() });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function scratch(name: string, content: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-cli-')), name);
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+test('run: a table of the steps, and success when every expectation holds', () => {
+  const { code, stdout } = cli('run', EXAMPLE);
+  assert.equal(code, 0);
+  assert.match(stdout, /block-job-set-speed .* ok +drive0\/bitmap0=12\.06 MiB/);
+  assert.match(stdout, /every expectation held/);
+});
+
+test('run: a broken expectation exits 1 and names it', () => {
+  const scenario = JSON.parse(fs.readFileSync(EXAMPLE, 'utf8'));
+  scenario.steps[9].expect.bitmap.count = '36M';
+  const { code, stderr } = cli('run', scratch('broken.bitmaplab.json', JSON.stringify(scenario, null, 2)));
+  assert.equal(code, 1);
+  assert.match(stderr, /steps\[9\]: bitmap drive0\/bitmap0: count is 12648448, expected 37748736/);
+});
+
+test('run: schema errors give the JSON path, the line and what was expected', () => {
+  const text = '{\n  "title": "t",\n  "images": [{"name": "d", "format": "vmdk", "size": "1M"}],\n  "steps": [{"write": {"node": "d", "offset": "1x", "length": 1}}]\n}\n';
+  const { code, stderr } = cli('run', scratch('bad.bitmaplab.json', text));
+  assert.equal(code, 2);
+  assert.match(stderr, /bad\.bitmaplab\.json:3:\d+: images\[0\]\.format: must be one of "raw", "qcow2"/);
+  assert.match(stderr, /bad\.bitmaplab\.json:4:\d+: steps\[0\]\.write\.offset: must be a byte count/);
+  const syntax = cli('run', scratch('syntax.bitmaplab.json', '{"title": "t",\n  "images": [}'));
+  assert.equal(syntax.code, 2);
+  assert.match(syntax.stderr, /syntax\.bitmaplab\.json:2:\d+: \(top\): JSON syntax: ValueExpected/);
+});
+
+test('run --to prints the state after a frame', () => {
+  const { code, stdout } = cli('run', EXAMPLE, '--to', '185');
+  assert.equal(code, 0);
+  const state = JSON.parse(stdout);
+  const bitmap = state.bitmaps.find((b: { name?: string }) => b.name === 'bitmap0');
+  assert.equal(bitmap.count, 12 * 1024 * 1024 + 65536);
+});
+
+test('demo: the retry copies a third of the data under always', () => {
+  const { code, stdout } = cli('demo');
+  assert.equal(code, 0);
+  assert.match(stdout, /on-success +36\.06 MiB +\(S ∪ N\) +36\.06 MiB/);
+  assert.match(stdout, /always +12\.06 MiB +\(N ∪ C\) +12\.06 MiB/);
+  assert.match(stdout, /copies 24 MiB less \(67 % less\)/);
+});
+
+test('--help for every command', () => {
+  for (const command of ['run', 'demo', 'qmp']) {
+    const { code, stdout } = cli(command, '--help');
+    assert.equal(code, 0);
+    assert.match(stdout, new RegExp(`Usage: bitmap-lab ${command}`));
+  }
+});
