@@ -251,13 +251,14 @@ export class Qcow2State implements CacheHost {
         if (block && hits(block, cs)) return OL.refcountBlock;
       }
     }
-    if (
-      checks & OL.bitmapDirectory &&
-      this.autoclearFeatures & AUTOCLEAR.bitmaps &&
-      this.bitmapsExt &&
-      hits(this.bitmapsExt.directoryOffset, this.bitmapsExt.directorySize)
-    ) {
-      return OL.bitmapDirectory;
+    if (checks & OL.bitmapDirectory && this.autoclearFeatures & AUTOCLEAR.bitmaps) {
+      // Unguarded in QEMU: with the bit set but no extension, the directory
+      // is [0, 0), which ranges_overlap() sees as the whole 64-bit space.
+      const dirOffset = this.bitmapsExt?.directoryOffset ?? 0;
+      const dirSize = this.bitmapsExt?.directorySize ?? 0;
+      if (dirSize === 0 ? dirOffset === 0 || (start < dirOffset && end > dirOffset) : hits(dirOffset, dirSize)) {
+        return OL.bitmapDirectory;
+      }
     }
     return 0;
   }
