@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { PACKAGE } from '../engine/qmp/monitor';
 import { demoCommand } from './demo';
+import { inspectCommand } from './inspect';
 import { serveStdio } from './qmp-stdio';
 import { runCommand } from './run';
 
@@ -31,6 +32,14 @@ program
   .description("Why QEMU's `always` bitmap mode exists: a failed incremental backup and its retry, under on-success and always.")
   .option('--out <file>', 'where to write the HTML page of both timelines', 'bitmap-lab-demo.html')
   .action(demoCommand);
+
+program
+  .command('inspect')
+  .description('Show an image (raw or qcow2): size, clusters, allocation, backing chain and persistent bitmaps. Opens it read-only.')
+  .argument('<image>', 'an image file')
+  .option('--json', 'print it as JSON')
+  .addHelpText('after', '\nExample:\n  bitmap-lab inspect disk.qcow2 --json')
+  .action(inspectCommand);
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`bitmap-lab: ${error instanceof Error ? error.message : String(error)}\n`);

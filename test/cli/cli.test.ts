@@ -5,6 +5,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { createQcow2 } from '../../src/engine/drivers/qcow2/create';
+import { Engine } from '../../src/engine/engine';
+import { QmpMonitor } from '../../src/engine/qmp/monitor';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -69,4 +73,34 @@ test('--help for every command', () => {
     assert.equal(code, 0);
     assert.match(stdout, new RegExp(`Usage: bitmap-lab ${command}`));
   }
+});
+
+test('inspect: size, allocation, backing chain and persistent bitmaps, without changing a byte', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-inspect-'));
+  createQcow2(path.join(dir, 'base.qcow2'), { size: 8 << 20 });
+  createQcow2(path.join(dir, 'top.qcow2'), { size: 8 << 20, backingFile: 'base.qcow2', backingFormat: 'qcow2' });
+  const monitor = new QmpMonitor(new Engine(), { negotiated: true });
+  const run = (execute: string, args: Record<string, unknown>) => assert.equal((monitor.execute({ execute, arguments: args }) as { error?: unknown }).error, undefined);
+  run('blockdev-add', { driver: 'qcow2', 'node-name': 'top', file: { driver: 'file', filename: path.join(dir, 'top.qcow2') } });
+  run('block-dirty-bitmap-add', { node: 'top', name: 'daily', granularity: 4096, persistent: true });
+  run('block-dirty-bitmap-add', { node: 'top', name: 'paused', persistent: true, disabled: true });
+  run('human-monitor-command', { 'command-line': 'qemu-io top "write -P 7 8k 20k"' });
+  monitor.execute({ execute: 'quit' });
+  const image = path.join(dir, 'top.qcow2');
+  const hash = () => createHash('sha256').update(fs.readFileSync(image)).digest('hex');
+  const before = hash();
+  const { code, stdout } = cli('inspect', image, '--json');
+  assert.equal(code, 0);
+  assert.equal(hash(), before);
+  const [top, base] = JSON.parse(stdout);
+  assert.equal(top.format, 'qcow2');
+  assert.equal(top.backing, 'base.qcow2');
+  assert.deepEqual(top.allocation, { allocated: 65536, zero: 0, unallocated: (8 << 20) - 65536 });
+  const bitmaps = top.bitmaps.map((b: { name: string; flags: string[]; count: number; extents: unknown }) => [b.name, b.flags, b.count, b.extents]);
+  assert.deepEqual(bitmaps.sort(), [
+    ['daily', ['auto'], 20480, [[8192, 28672]]],
+    ['paused', [], 0, []],
+  ]);
+  assert.equal(base.filename, path.join(dir, 'base.qcow2'));
+  assert.equal(cli('inspect', path.join(dir, 'missing.qcow2')).code, 1);
 });

@@ -116,7 +116,7 @@ type BlockdevRef = string | BlockdevOptions;
 const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
 
 /** bdrv_probe_all(): qcow2 by its magic, else raw. */
-function probeFormat(filename: string): string {
+export function probeFormat(filename: string): string {
   try {
     const fd = fs.openSync(filename, 'r');
     try {
