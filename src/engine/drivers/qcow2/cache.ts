@@ -99,9 +99,17 @@ export class Qcow2Cache {
     entry.dirty = false;
   }
 
+  /**
+   * qcow2_cache_set_dependency(). Every QEMU caller ignores its result: when
+   * a flush it needs fails, the dependency is just not recorded.
+   */
   setDependency(dependency: Qcow2Cache): void {
-    if (dependency.depends) dependency.flushDependency();
-    if (this.depends && this.depends !== dependency) this.flushDependency();
+    try {
+      if (dependency.depends) dependency.flushDependency();
+      if (this.depends && this.depends !== dependency) this.flushDependency();
+    } catch {
+      return;
+    }
     this.depends = dependency;
   }
 
