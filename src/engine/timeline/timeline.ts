@@ -6,6 +6,7 @@
 import { HBitmap } from '../hbitmap';
 import type { BitmapMeta, Frame, JobState, Range } from './frame';
 
+
 export interface BitmapState {
   meta: BitmapMeta;
   bits: HBitmap;
@@ -18,15 +19,11 @@ export interface FrameState {
   jobs: JobState[];
 }
 
+/** Bitmaps as flat [start, end, start, end, ...] runs: compact, and quick to replay. */
 interface Snapshot {
-  bitmaps: Array<{ meta: BitmapMeta; runs: Range[] }>;
+  bitmaps: Array<{ meta: BitmapMeta; runs: Float64Array }>;
 }
 
-const SNAPSHOT_EVERY = 64;
-
-function bitsOf(meta: BitmapMeta): HBitmap {
-  return new HBitmap(Math.ceil(meta.size / meta.granularity));
-}
 
 function apply(bits: HBitmap, set: Range[], cleared: Range[]): void {
   for (const [start, end] of cleared) bits.reset(start, end - start);
@@ -37,12 +34,18 @@ export class Timeline {
   private readonly snapshots = new Map<number, Snapshot>();
   private cursor = -1;
   private readonly live = new Map<number, BitmapState>();
+  /** Bit sets of bitmaps not live at the cursor, kept to avoid reallocating big ones. */
+  private readonly spare = new Map<number, HBitmap>();
 
-  constructor(readonly frames: readonly Frame[]) {
+  /** `snapshotEvery` frames a snapshot bounds how many deltas a jump replays. */
+  constructor(
+    readonly frames: readonly Frame[],
+    private readonly snapshotEvery = 64,
+  ) {
     if (!frames.length) throw new Error('a timeline needs at least one frame');
     for (let i = 0; i < frames.length; i++) {
       this.forward();
-      if (i % SNAPSHOT_EVERY === 0) this.snapshots.set(i, this.snapshot());
+      if (i % snapshotEvery === 0) this.snapshots.set(i, this.snapshot());
     }
   }
 
@@ -60,22 +63,38 @@ export class Timeline {
       throw new RangeError(`frame ${index} is not in this timeline of ${this.frames.length} frames`);
     }
     const distance = Math.abs(index - this.cursor);
-    const base = Math.floor(index / SNAPSHOT_EVERY) * SNAPSHOT_EVERY;
-    if (distance > index - base) this.restore(base);
+    const base = Math.floor(index / this.snapshotEvery) * this.snapshotEvery;
+    if (this.snapshots.has(base) && distance > index - base) this.restore(base);
     while (this.cursor < index) this.forward();
     while (this.cursor > index) this.backward();
     return { frame: this.frames[index], bitmaps: this.live, jobs: this.frames[index].jobs };
+  }
+
+  /** An empty bit set for `meta`, from the spares when one fits. */
+  private bitsOf(meta: BitmapMeta): HBitmap {
+    const size = Math.ceil(meta.size / meta.granularity);
+    const spare = this.spare.get(meta.id);
+    this.spare.delete(meta.id);
+    if (spare?.size !== size) return new HBitmap(size);
+    spare.resetAll();
+    return spare;
+  }
+
+  private drop(id: number): void {
+    const state = this.live.get(id);
+    if (state) this.spare.set(id, state.bits);
+    this.live.delete(id);
   }
 
   private forward(): void {
     const frame = this.frames[++this.cursor];
     for (const change of frame.bitmaps) {
       if (!change.meta) {
-        this.live.delete(change.id);
+        this.drop(change.id);
         continue;
       }
       let state = this.live.get(change.id);
-      if (!state) this.live.set(change.id, (state = { meta: change.meta, bits: bitsOf(change.meta) }));
+      if (!state) this.live.set(change.id, (state = { meta: change.meta, bits: this.bitsOf(change.meta) }));
       state.meta = change.meta;
       apply(state.bits, change.set, change.cleared);
     }
@@ -85,26 +104,39 @@ export class Timeline {
     const frame = this.frames[this.cursor--];
     for (const change of [...frame.bitmaps].reverse()) {
       if (!change.before) {
-        this.live.delete(change.id);
+        this.drop(change.id);
         continue;
       }
       let state = this.live.get(change.id);
-      if (!state) this.live.set(change.id, (state = { meta: change.before, bits: bitsOf(change.before) }));
+      if (!state) this.live.set(change.id, (state = { meta: change.before, bits: this.bitsOf(change.before) }));
       state.meta = change.before;
       apply(state.bits, change.cleared, change.set);
     }
   }
 
-  private snapshot(): Snapshot {
-    return { bitmaps: [...this.live.values()].map(({ meta, bits }) => ({ meta, runs: [...bits.extents()] })) };
+  /** Bytes the snapshots and the bit sets (live and spare) take. */
+  footprint(): number {
+    let bytes = 0;
+    for (const snapshot of this.snapshots.values()) for (const { runs } of snapshot.bitmaps) bytes += runs.byteLength;
+    const sets = [...[...this.live.values()].map((state) => state.bits), ...this.spare.values()];
+    // Leaf words plus the upper levels (about 1/31 more).
+    for (const bits of sets) bytes += bits.words().byteLength * (32 / 31);
+    return Math.round(bytes);
   }
 
+  private snapshot(): Snapshot {
+    return {
+      bitmaps: [...this.live.values()].map(({ meta, bits }) => ({ meta, runs: Float64Array.from([...bits.extents()].flat()) })),
+    };
+  }
+
+  /** Back to a snapshot, reusing bit sets. */
   private restore(index: number): void {
     const snapshot = this.snapshots.get(index)!;
-    this.live.clear();
+    for (const id of [...this.live.keys()]) this.drop(id);
     for (const { meta, runs } of snapshot.bitmaps) {
-      const bits = bitsOf(meta);
-      apply(bits, runs, []);
+      const bits = this.bitsOf(meta);
+      for (let i = 0; i < runs.length; i += 2) bits.set(runs[i], runs[i + 1] - runs[i]);
       this.live.set(meta.id, { meta, bits });
     }
     this.cursor = index;
