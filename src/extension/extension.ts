@@ -1,7 +1,8 @@
 /**
- * VS Code glue: a QMP playground on an in-memory engine, so people can try
- * QEMU's bitmap commands from the command palette, read the replies and watch
- * the bitmaps in a panel.
+ * VS Code glue: scenario files run and stepped through (tree view, status
+ * bar, diagnostics), and a QMP playground on an in-memory engine, so people
+ * can try QEMU's bitmap commands from the command palette and watch the
+ * bitmaps in a panel.
  */
 import * as vscode from 'vscode';
 import { Engine } from '../engine/engine';
@@ -9,6 +10,8 @@ import { QmpMonitor, type QmpResponse } from '../engine/qmp/monitor';
 import { toQemuJson } from '../engine/qobject';
 import { PLAYGROUND_VIEW_TYPE, PlaygroundPanel } from './playground-panel';
 import { playgroundSnapshot } from './playground-snapshot';
+import type { ScenarioSession } from './scenario-session';
+import { Scenarios } from './scenarios';
 
 const newPlayground = () => new QmpMonitor(new Engine(), { negotiated: true });
 
@@ -22,6 +25,10 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 
   const run = (request: unknown): QmpResponse => {
+    // In Restricted Mode the playground opens no file: it could write to one.
+    if (!vscode.workspace.isTrusted && JSON.stringify(request).includes('"filename"')) {
+      return { error: { class: 'GenericError', desc: 'Bitmap Lab: opening files is disabled in Restricted Mode' } };
+    }
     const reply = playground.execute(request);
     output.appendLine(`-> ${toQemuJson(request)}`);
     output.appendLine(`<- ${toQemuJson(reply)}`);
@@ -29,7 +36,35 @@ export function activate(context: vscode.ExtensionContext): void {
     return reply;
   };
 
+  const scenarios = new Scenarios(context.extensionUri);
+  const scenarioCommands: Array<[string, (...args: never[]) => unknown]> = [
+    ['bitmapLab.openScenario', async (uri?: vscode.Uri) => summary(await scenarios.open(uri))],
+    ['bitmapLab.rerunScenario', async () => summary(await scenarios.open(scenarios.current?.uri))],
+    ['bitmapLab.newScenario', () => scenarios.newScenario()],
+    ['bitmapLab.stepForward', () => frameAfter(() => scenarios.step(1))],
+    ['bitmapLab.stepBack', () => frameAfter(() => scenarios.step(-1))],
+    ['bitmapLab.firstFrame', () => frameAfter(() => scenarios.seek(0))],
+    ['bitmapLab.lastFrame', () => frameAfter(() => scenarios.seek(Number.MAX_SAFE_INTEGER))],
+    ['bitmapLab.togglePlay', () => scenarios.togglePlay()],
+    ['bitmapLab.nextFailure', () => frameAfter(() => scenarios.jump('failure'))],
+    ['bitmapLab.nextCleanup', () => frameAfter(() => scenarios.jump('cleanup'))],
+    ['bitmapLab.nextWrite', () => frameAfter(() => scenarios.jump('write'))],
+    ['bitmapLab.previousEvent', () => frameAfter(() => scenarios.jump('event', -1))],
+    ['bitmapLab.nextEvent', () => frameAfter(() => scenarios.jump('event'))],
+  ];
+  /** Commands answer with plain data, so tests and other extensions can drive them. */
+  const frameAfter = (move: () => void) => {
+    move();
+    return scenarios.current?.frame;
+  };
+  const summary = (session: ScenarioSession | undefined) =>
+    session && { frames: session.length, frame: session.frame, failures: session.run.failures, title: session.scenario.title };
+
   context.subscriptions.push(
+    scenarios,
+    vscode.window.registerTreeDataProvider('bitmapLab.frame', scenarios.tree),
+    vscode.languages.registerCodeLensProvider({ pattern: '**/*.bitmaplab.json' }, scenarios),
+    ...scenarioCommands.map(([id, handler]) => vscode.commands.registerCommand(id, handler)),
     output,
     vscode.window.registerWebviewPanelSerializer(PLAYGROUND_VIEW_TYPE, panel),
     vscode.commands.registerCommand('bitmapLab.showPlayground', () => panel.show()),

@@ -3,7 +3,12 @@ import { suite, test } from 'mocha';
 import * as vscode from 'vscode';
 
 const EXTENSION_ID = 'bitmap-lab.bitmap-lab';
-const COMMANDS = ['bitmapLab.runQmpCommand', 'bitmapLab.resetPlayground', 'bitmapLab.showPlayground'];
+const COMMANDS = [
+  'bitmapLab.runQmpCommand', 'bitmapLab.resetPlayground', 'bitmapLab.showPlayground',
+  'bitmapLab.openScenario', 'bitmapLab.rerunScenario', 'bitmapLab.newScenario', 'bitmapLab.stepForward', 'bitmapLab.stepBack',
+  'bitmapLab.firstFrame', 'bitmapLab.lastFrame', 'bitmapLab.togglePlay', 'bitmapLab.nextFailure', 'bitmapLab.nextCleanup',
+  'bitmapLab.nextWrite', 'bitmapLab.nextEvent', 'bitmapLab.previousEvent',
+];
 
 suite('Bitmap Lab extension', () => {
   test('is present and activates', async () => {

@@ -1,0 +1,40 @@
+import * as assert from 'node:assert/strict';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+
+const EXTENSION = vscode.extensions.getExtension('bitmap-lab.bitmap-lab')!;
+const example = () => vscode.Uri.file(path.join(EXTENSION.extensionPath, 'examples', 'failed-incremental-always.bitmaplab.json'));
+
+suite('Scenario files', () => {
+  test('opening an example runs it: every expectation holds, and its timeline can be stepped', async () => {
+    const opened = (await vscode.commands.executeCommand('bitmapLab.openScenario', example())) as { frames: number; frame: number; failures: string[] };
+    assert.deepEqual(opened.failures, []);
+    assert.ok(opened.frames > 100, `${opened.frames} frames`);
+    assert.equal(await vscode.commands.executeCommand('bitmapLab.stepForward'), 1);
+    assert.equal(await vscode.commands.executeCommand('bitmapLab.stepBack'), 0);
+    const failure = (await vscode.commands.executeCommand('bitmapLab.nextFailure')) as number;
+    const cleanup = (await vscode.commands.executeCommand('bitmapLab.nextCleanup')) as number;
+    assert.ok(failure > 0 && cleanup > failure, `failure at ${failure}, cleanup at ${cleanup}`);
+    assert.equal(await vscode.commands.executeCommand('bitmapLab.lastFrame'), opened.frames - 1);
+  });
+
+  test('a broken expectation becomes a diagnostic on its step', async () => {
+    const text = (await vscode.workspace.fs.readFile(example())).toString().replace('"count": 12648448', '"count": 1');
+    const file = vscode.Uri.file(path.join(os.tmpdir(), `broken-${Date.now()}.bitmaplab.json`));
+    await vscode.workspace.fs.writeFile(file, Buffer.from(text));
+    const opened = (await vscode.commands.executeCommand('bitmapLab.openScenario', file)) as { failures: string[] };
+    assert.equal(opened.failures.length, 1);
+    const diagnostics = vscode.languages.getDiagnostics(file);
+    assert.equal(diagnostics.length, 1);
+    assert.match(diagnostics[0].message, /bitmap drive0\/bitmap0: count is 12648448, expected 1/);
+  });
+
+  test('a schema error becomes a diagnostic at its line, and nothing runs', async () => {
+    const file = vscode.Uri.file(path.join(os.tmpdir(), `bad-${Date.now()}.bitmaplab.json`));
+    await vscode.workspace.fs.writeFile(file, Buffer.from('{\n  "title": "t",\n  "images": [],\n  "steps": [{"bogus": 1}]\n}\n'));
+    assert.equal(await vscode.commands.executeCommand('bitmapLab.openScenario', file), undefined);
+    const lines = vscode.languages.getDiagnostics(file).map((d) => `${d.range.start.line}: ${d.message}`).sort();
+    assert.deepEqual(lines, ['2: images: must NOT have fewer than 1 items', "3: steps[0]: unexpected member 'bogus'"]);
+  });
+});
