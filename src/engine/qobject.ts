@@ -4,6 +4,8 @@
  * reproduces the member order QEMU prints, byte for byte.
  */
 
+import { QFloat } from './qfloat';
+
 const BUCKETS = 512;
 const utf8 = new TextEncoder();
 
@@ -28,6 +30,8 @@ export function qdictOrder(keys: readonly string[]): string[] {
  */
 export function toQemuJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(toQemuJson).join(', ')}]`;
+  if (value instanceof QFloat) return printfG17(value.value);
+  if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'object' && value !== null) {
     const record = value as Record<string, unknown>;
     const keys = qdictOrder(Object.keys(record).filter((key) => record[key] !== undefined));

@@ -3,6 +3,7 @@
  * QMP command goes through, with QEMU 7.2's messages and order (members in
  * schema order, a struct's unexpected members after all its members).
  */
+import { QFloat } from '../qfloat';
 import { genericError } from '../qmp-error';
 import { qdictOrder } from '../qobject';
 import { firstUnexpected } from './ghash-order';
@@ -31,13 +32,22 @@ export const struct = (members: Members): QapiType => ({ kind: 'struct', members
 
 type Json = unknown;
 const isObject = (value: Json): value is Record<string, Json> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof QFloat);
 
 const invalidType = (path: string, expected: string) =>
   genericError(`Invalid parameter type for '${path}', expected: ${expected}`);
 
-const UINT64_LIMIT = 2 ** 64;
-const INT64_LIMIT = 2 ** 63;
+const UINT64_LIMIT = 2n ** 64n;
+const INT64_LIMIT = 2n ** 63n;
+
+/**
+ * A JSON integer, exactly: a bigint off the wire or an integral JavaScript
+ * number; undefined for anything else, a QFloat included (qfloat.ts).
+ */
+function integerOf(value: Json): bigint | undefined {
+  if (typeof value === 'bigint') return value;
+  return typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : undefined;
+}
 
 /** Position in the input, for QEMU's full_name(): `a.b[2].c`; null at the top. */
 class Path {
@@ -78,15 +88,16 @@ function visitAt(type: QapiType, value: Json, path: Path): Json {
       if (typeof value !== 'boolean') throw invalidType(path.full(), 'boolean');
       return value;
     case 'number':
-      if (typeof value !== 'number') throw invalidType(path.full(), 'number');
-      return value;
+      if (value instanceof QFloat) return value.value;
+      if (typeof value !== 'number' && typeof value !== 'bigint') throw invalidType(path.full(), 'number');
+      return Number(value);
     case 'any':
       return value;
-    case 'int':
-      if (!Number.isInteger(value) || (value as number) < -INT64_LIMIT || (value as number) >= INT64_LIMIT) {
-        throw invalidType(path.full(), 'integer');
-      }
-      return value;
+    case 'int': {
+      const integer = integerOf(value);
+      if (integer === undefined || integer < -INT64_LIMIT || integer >= INT64_LIMIT) throw invalidType(path.full(), 'integer');
+      return Number(integer);
+    }
     case 'uint64':
     case 'uint32':
       return visitUnsigned(type.kind, value, path);
@@ -116,14 +127,15 @@ function visitAt(type: QapiType, value: Json, path: Path): Json {
 
 function visitUnsigned(kind: 'uint32' | 'uint64', value: Json, path: Path): number {
   // QEMU takes negative int64 values as their two's complement, then range checks.
-  if (!Number.isInteger(value) || (value as number) < -INT64_LIMIT || (value as number) >= UINT64_LIMIT) {
+  const integer = integerOf(value);
+  if (integer === undefined || integer < -INT64_LIMIT || integer >= UINT64_LIMIT) {
     throw genericError(`Parameter '${path.full()}' expects uint64`);
   }
-  const unsigned = (value as number) < 0 ? (value as number) + UINT64_LIMIT : (value as number);
-  if (kind === 'uint32' && unsigned > 0xffffffff) {
+  const unsigned = integer < 0n ? integer + UINT64_LIMIT : integer;
+  if (kind === 'uint32' && unsigned > 0xffffffffn) {
     throw genericError(`Parameter '${path.short()}' expects uint32_t`);
   }
-  return unsigned;
+  return Number(unsigned);
 }
 
 function visitMembers(members: Members, input: Record<string, Json>, path: Path, out: Record<string, Json>): void {
