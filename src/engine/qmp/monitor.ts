@@ -4,10 +4,12 @@
  * and errors as QMP replies. Nothing thrown by a command escapes.
  */
 import type { Engine } from '../engine';
+import { QFloat } from '../qfloat';
 import { QmpError, genericError, type ErrorClass } from '../qmp-error';
 import { qdictOrder } from '../qobject';
 import * as bitmaps from './bitmap-commands';
 import { blockdevAdd, blockdevDel, blockdevOptionsType, queryNamedBlockNodes, type BlockdevOptions } from './block-commands';
+import { QEMU_COMMAND_ORDER } from './command-order';
 import { humanMonitorCommand } from './hmp';
 import { arrayOf, bool, enumOf, int, str, struct, visit, type QapiType } from './qapi';
 import { JOB_COMMANDS, blockdevBackupType } from './job-commands';
@@ -72,8 +74,16 @@ const COMMANDS: Record<string, Command> = {
     run: (e, a) => transaction(e, { actions: [{ type: 'blockdev-backup', data: a }] }),
   },
   ...JOB_COMMANDS,
-  /** Closes every node, storing persistent bitmaps; the QMP server then exits. */
-  quit: { args: noArgs, run: (e) => (e.graph.closeAll(), {}) },
+  /** Announces the shutdown, then closes every node, storing persistent bitmaps; the QMP server then exits. */
+  quit: {
+    args: noArgs,
+    run: (e) => {
+      e.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+      e.graph.closeAll();
+      return {};
+    },
+  },
+  'query-commands': { args: noArgs, run: () => queryCommands() },
   'human-monitor-command': {
     args: struct({ 'command-line': str, '*cpu-index': int }),
     run: (e, a) => humanMonitorCommand(e, a['command-line']),
@@ -83,19 +93,32 @@ const COMMANDS: Record<string, Command> = {
 /** Names of the commands this monitor knows, for query-commands and clients. */
 export const COMMAND_NAMES = Object.keys(COMMANDS);
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+/** Ours in the order QEMU lists its commands (command-order.ts). */
+function queryCommands(): Array<{ name: string }> {
+  const rank = (name: string) => (QEMU_COMMAND_ORDER.includes(name) ? QEMU_COMMAND_ORDER.indexOf(name) : Infinity);
+  return [...COMMAND_NAMES].sort((a, b) => rank(a) - rank(b)).map((name) => ({ name }));
+}
 
-/** qmp_dispatch_check_obj(): the shape of the request itself. */
-function checkRequest(request: unknown): { command: string; args: Record<string, unknown> } {
+/** A JSON object; a QFloat is a boxed number, not an object. */
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof QFloat);
+
+/**
+ * qmp_dispatch_check_obj(): the shape of the request itself. `exec-oob`
+ * names the command instead of `execute` once the client enabled OOB.
+ */
+function checkRequest(request: unknown, allowOob: boolean): { command: string; oob: boolean; args: Record<string, unknown> } {
   if (!isObject(request)) throw genericError('QMP input must be a JSON object');
   let command: string | undefined;
+  let oob = false;
   // QEMU checks the members in QDict order, so with several problems the first one there is reported.
   for (const key of qdictOrder(Object.keys(request))) {
     const value = request[key];
-    if (key === 'execute') {
-      if (typeof value !== 'string') throw genericError("QMP input member 'execute' must be a string");
+    if (key === 'execute' || (key === 'exec-oob' && allowOob)) {
+      if (typeof value !== 'string') throw genericError(`QMP input member '${key}' must be a string`);
+      if (command !== undefined) throw genericError("QMP input member 'execute' clashes with 'exec-oob'");
       command = value;
+      oob = key === 'exec-oob';
     } else if (key === 'arguments') {
       if (!isObject(value)) throw genericError("QMP input member 'arguments' must be an object");
     } else if (key !== 'id') {
@@ -103,7 +126,7 @@ function checkRequest(request: unknown): { command: string; args: Record<string,
     }
   }
   if (command === undefined) throw genericError("QMP input lacks member 'execute'");
-  return { command, args: (request.arguments as Record<string, unknown> | undefined) ?? {} };
+  return { command, oob, args: (request.arguments as Record<string, unknown> | undefined) ?? {} };
 }
 
 /** An event as QMP sends it. */
@@ -115,16 +138,25 @@ export interface QmpEvent {
 
 export class QmpMonitor {
   private negotiated: boolean;
+  /** The client enabled the `oob` capability (it may then send `exec-oob`). */
+  private oob = false;
   private events: QmpEvent[] = [];
+  private readonly stopListening: () => void;
 
   /** A monitor starts in capabilities negotiation mode, as QEMU's does. */
   constructor(readonly engine: Engine, options: { negotiated?: boolean } = {}) {
     this.negotiated = options.negotiated ?? false;
-    engine.onEvent(({ kind, name, data }) => {
+    this.stopListening = engine.onEvent(({ kind, name, data }) => {
       if (kind !== 'qmp') return;
       const now = Date.now();
       this.events.push({ event: name, data, timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 } });
     });
+  }
+
+  /** The client is gone (a QMP endpoint keeps its engine for the next one): stop collecting events. */
+  close(): void {
+    this.stopListening();
+    this.events = [];
   }
 
   /** Events emitted since the last call, oldest first. */
@@ -154,18 +186,21 @@ export class QmpMonitor {
   }
 
   private dispatch(request: unknown): unknown {
-    const { command, args } = checkRequest(request);
+    const { command, oob, args } = checkRequest(request, this.oob);
     const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
     if (!this.negotiated && command !== 'qmp_capabilities') {
       throw new QmpError('CommandNotFound', "Expecting capabilities negotiation with 'qmp_capabilities'");
     }
     if (!handler) throw new QmpError('CommandNotFound', `The command ${command} has not been found`);
+    // None of our commands is one of QEMU's few out-of-band ones.
+    if (oob) throw genericError(`The command ${command} does not support OOB`);
     const visited = visit(handler.args, args);
     if (command === 'qmp_capabilities') {
       if (this.negotiated) {
         throw new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
       }
       this.negotiated = true;
+      this.oob = (visited as { enable?: string[] }).enable?.includes('oob') ?? false;
     }
     return handler.run(this.engine, visited);
   }
