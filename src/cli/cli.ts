@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { PACKAGE } from '../engine/qmp/monitor';
 import { demoCommand } from './demo';
 import { inspectCommand } from './inspect';
-import { serveStdio } from './qmp-stdio';
+import { qmpCommand } from './qmp-server';
 import { runCommand } from './run';
 
 const program = new Command()
@@ -13,9 +13,12 @@ const program = new Command()
 
 program
   .command('qmp')
-  .description('Serve QMP on standard input and output, one JSON request per line, as QEMU does.')
-  .requiredOption('--stdio', 'talk QMP over stdin/stdout')
-  .action(serveStdio);
+  .description('Serve QMP as QEMU 7.2 does, byte for byte: on a unix socket (one client at a time) or on stdin/stdout.')
+  .option('--socket <path>', 'listen on a unix socket, like -qmp unix:PATH,server=on,wait=off')
+  .option('--stdio', 'talk QMP over stdin/stdout, like -qmp stdio')
+  .addHelpText('after', '\nJobs run in real time. End with {"execute": "quit"}: images are closed and persistent bitmaps stored.\n'
+    + 'Examples:\n  bitmap-lab qmp --socket /tmp/qmp.sock\n  bitmap-lab qmp --stdio')
+  .action(qmpCommand);
 
 program
   .command('run')
