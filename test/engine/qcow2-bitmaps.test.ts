@@ -201,6 +201,53 @@ describe('persistent bitmaps written as QEMU writes them', { skip }, () => {
   }
 });
 
+describe('bitmaps a running QEMU stored load with its bits', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  test('QMP adds, guest writes, merge, disable, quit', async () => {
+    const image = path.join(dir, 'qemu-made.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', image, String(32 * MiB));
+    const qemu = await QemuProcess.start();
+    const shas: Record<string, string> = {};
+    try {
+      const ok = async (command: string, args: Record<string, unknown>) => {
+        const reply = await qemu.execute(command, args);
+        assert.equal(reply.error, undefined, `${command}: ${JSON.stringify(reply.error)}`);
+        return reply.return;
+      };
+      await ok('blockdev-add', { 'node-name': 'n', driver: 'qcow2', file: { driver: 'file', filename: image } });
+      await ok('block-dirty-bitmap-add', { node: 'n', name: 'all', persistent: true });
+      await ok('block-dirty-bitmap-add', { node: 'n', name: 'fine', granularity: 512, persistent: true });
+      const io = (command: string) => ok('human-monitor-command', { 'command-line': `qemu-io n "${command}"` });
+      await io('write -P 1 0 4k');
+      await io('write -P 2 1000000 70000');
+      await ok('block-dirty-bitmap-add', { node: 'n', name: 'copy', granularity: 131072, persistent: true, disabled: true });
+      await ok('block-dirty-bitmap-merge', { node: 'n', target: 'copy', bitmaps: ['fine'] });
+      await ok('block-dirty-bitmap-disable', { node: 'n', name: 'fine' });
+      await io('write -z 20M 1M');
+      await io('discard 8M 64k');
+      for (const name of ['all', 'fine', 'copy']) {
+        shas[name] = ((await ok('x-debug-block-dirty-bitmap-sha256', { node: 'n', name })) as { sha256: string }).sha256;
+      }
+    } finally {
+      await qemu.quit();
+    }
+    const node = open(image, { readOnly: true });
+    try {
+      assert.deepEqual(
+        Object.fromEntries(node.bitmaps.map((bitmap) => [bitmap.name, bitmap.sha256()])),
+        shas,
+      );
+      assert.deepEqual(
+        node.bitmaps.map((bitmap) => [bitmap.name, bitmap.disabled]),
+        // Stored newest first, loaded each at the head: the order flips, as in QEMU.
+        [['all', false], ['fine', true], ['copy', true]],
+      );
+    } finally {
+      node.close();
+    }
+  });
+});
+
 describe("the add-time checks, with QEMU's messages", { skip }, () => {
   const dir = skip ? '' : scratchDir();
 

@@ -126,6 +126,22 @@ describe('qcow2 fixtures read as QEMU reads them', () => {
         }
       });
 
+      test('allocation summary', () => {
+        const node = open(path.join(DIR, image), { readOnly: true });
+        try {
+          const expectedSummary = { allocated: 0, zero: 0, unallocated: 0 };
+          for (const entry of want.map) {
+            const here = entry.depth === 0 && entry.present;
+            if (here && entry.data) expectedSummary.allocated += entry.length;
+            else if (here && entry.zero) expectedSummary.zero += entry.length;
+            else expectedSummary.unallocated += entry.length;
+          }
+          assert.deepEqual((node as Qcow2Node).allocationSummary(), expectedSummary);
+        } finally {
+          node.close();
+        }
+      });
+
       test('persistent bitmaps, bit for bit', () => {
         const node = open(path.join(DIR, image), { readOnly: true });
         try {

@@ -209,7 +209,16 @@ function ioOnly(entries: string[]): string[] {
 describe('writes leave the file qemu-io leaves', { skip }, () => {
   const dir = skip ? '' : scratchDir();
 
-  const scenarios: Record<string, { create: string[]; size: number; ops: Op[]; backing?: Op[] }> = {
+  const scenarios: Record<string, { create: string[]; size: number; ops: Op[]; backing?: Op[]; snapshot?: Op[] }> = {
+    'clusters shared with an internal snapshot: L2 tables and data copied on write': {
+      create: [],
+      size: 8 * MiB,
+      snapshot: [
+        { op: 'write', offset: 0, bytes: 2 * MiB, pattern: 0x61 },
+        { op: 'write', offset: 5 * MiB, bytes: 192 * KiB, pattern: 0x62 },
+      ],
+      ops: randomOps(14, 60, 8 * MiB),
+    },
     'aligned and partial writes, zeroes, discard': {
       create: [],
       size: 64 * MiB,
@@ -258,6 +267,10 @@ describe('writes leave the file qemu-io leaves', { skip }, () => {
         extra.push('-b', path.basename(base), '-F', 'qcow2');
       }
       qemuImg('create', '-q', '-f', 'qcow2', ...scenario.create, ...extra, ours, String(scenario.size));
+      if (scenario.snapshot) {
+        qemuIo(ours, qemuIoCommands(scenario.snapshot));
+        qemuImg('snapshot', '-c', 'snap', ours);
+      }
       fs.copyFileSync(ours, theirs);
       const node = open(ours, { discardUnmap: true });
       apply(node, scenario.ops);
