@@ -1,53 +1,7 @@
 /** `bitmap-lab inspect IMAGE`: what an image holds, its backing chain and its persistent bitmaps. Read-only. */
-import * as path from 'node:path';
-import type { BlockNode } from '../engine/block-node';
-import { Qcow2Node } from '../engine/drivers/qcow2/qcow2-node';
-import { Engine } from '../engine/engine';
-import { probeFormat } from '../engine/qmp/block-commands';
-import { QmpMonitor } from '../engine/qmp/monitor';
+import { inspectImage, type ImageReport } from '../engine/image-report';
+import { QmpError } from '../engine/qmp-error';
 import { human } from './run';
-
-interface ImageReport {
-  filename: string;
-  format: string;
-  virtualSize: number;
-  clusterSize?: number;
-  allocation?: { allocated: number; zero: number; unallocated: number };
-  backing?: string;
-  bitmaps: Array<{
-    name: string;
-    granularity: number;
-    flags: string[];
-    count: number;
-    recording: boolean;
-    inconsistent: boolean;
-    /** Dirty byte ranges [start, end). */
-    extents: Array<[number, number]>;
-  }>;
-}
-
-function report(node: BlockNode): ImageReport {
-  const qcow2 = node instanceof Qcow2Node ? node : undefined;
-  const stored = (qcow2?.formatSpecific().data.bitmaps ?? []) as Array<{ name: string; flags: string[] }>;
-  return {
-    filename: node.filename,
-    format: node.driver,
-    virtualSize: node.length,
-    ...(qcow2 && { clusterSize: qcow2.driverInfo().clusterSize, allocation: qcow2.allocationSummary() }),
-    ...(qcow2?.backingFile !== undefined && { backing: qcow2.backingFile }),
-    bitmaps: node.bitmaps
-      .filter((bitmap) => bitmap.name !== undefined)
-      .map((bitmap) => ({
-        name: bitmap.name!,
-        granularity: bitmap.granularity,
-        flags: stored.find((entry) => entry.name === bitmap.name)?.flags ?? [],
-        count: bitmap.count,
-        recording: bitmap.recording,
-        inconsistent: bitmap.inconsistent,
-        extents: [...bitmap.dirtyExtents()],
-      })),
-  };
-}
 
 function print(images: ImageReport[]): void {
   const out = process.stdout;
@@ -70,21 +24,15 @@ function print(images: ImageReport[]): void {
 }
 
 export function inspectCommand(file: string, options: { json?: boolean }): void {
-  const engine = new Engine();
-  const monitor = new QmpMonitor(engine, { negotiated: true });
-  const filename = path.resolve(file);
-  const reply = monitor.execute({
-    execute: 'blockdev-add',
-    arguments: { driver: probeFormat(filename), 'node-name': 'image', 'read-only': true, file: { driver: 'file', filename } },
-  }) as { error?: { desc: string } };
-  if (reply.error) {
-    process.stderr.write(`bitmap-lab inspect: ${reply.error.desc}\n`);
+  let images: ImageReport[];
+  try {
+    images = inspectImage(file);
+  } catch (error) {
+    if (!(error instanceof QmpError)) throw error;
+    process.stderr.write(`bitmap-lab inspect: ${error.desc}\n`);
     process.exitCode = 1;
     return;
   }
-  const images: ImageReport[] = [];
-  for (let node: BlockNode | undefined = engine.graph.find('image'); node; node = node.children.get('backing')) images.push(report(node));
   if (options.json) process.stdout.write(`${JSON.stringify(images, null, 2)}\n`);
   else print(images);
-  monitor.execute({ execute: 'quit' });
 }

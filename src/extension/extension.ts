@@ -10,6 +10,7 @@ import { QmpMonitor, type QmpResponse } from '../engine/qmp/monitor';
 import { toQemuJson } from '../engine/qobject';
 import { PLAYGROUND_VIEW_TYPE, PlaygroundPanel } from './playground-panel';
 import { playgroundSnapshot } from './playground-snapshot';
+import { IMAGE_VIEW_TYPE, ImageEditor } from './image-editor';
 import type { ScenarioSession } from './scenario-session';
 import { Scenarios } from './scenarios';
 
@@ -62,6 +63,7 @@ export function activate(context: vscode.ExtensionContext): void {
 
   context.subscriptions.push(
     scenarios,
+    vscode.window.registerCustomEditorProvider(IMAGE_VIEW_TYPE, new ImageEditor()),
     vscode.window.registerTreeDataProvider('bitmapLab.frame', scenarios.tree),
     vscode.languages.registerCodeLensProvider({ pattern: '**/*.bitmaplab.json' }, scenarios),
     ...scenarioCommands.map(([id, handler]) => vscode.commands.registerCommand(id, handler)),

@@ -38,3 +38,16 @@ suite('Scenario files', () => {
     assert.deepEqual(lines, ['2: images: must NOT have fewer than 1 items', "3: steps[0]: unexpected member 'bogus'"]);
   });
 });
+
+suite('Image files', () => {
+  test('the image editor opens a qcow2 read-only', async () => {
+    const { createQcow2 } = require(path.join(EXTENSION.extensionPath, 'out', 'src', 'engine', 'drivers', 'qcow2', 'create.js'));
+    const file = path.join(os.tmpdir(), `image-${Date.now()}.qcow2`);
+    createQcow2(file, { size: 8 << 20 });
+    const before = (await vscode.workspace.fs.readFile(vscode.Uri.file(file))).toString();
+    await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(file), 'bitmapLab.image');
+    const tab = vscode.window.tabGroups.activeTabGroup.activeTab;
+    assert.ok(tab?.input instanceof vscode.TabInputCustom && tab.input.viewType === 'bitmapLab.image', 'the custom editor is open');
+    assert.equal((await vscode.workspace.fs.readFile(vscode.Uri.file(file))).toString(), before);
+  });
+});

@@ -1,0 +1,65 @@
+/** What an image holds: size, clusters, allocation, backing chain and persistent bitmaps. Opens it read-only. */
+import * as path from 'node:path';
+import type { BlockNode } from './block-node';
+import { Qcow2Node } from './drivers/qcow2/qcow2-node';
+import { Engine } from './engine';
+import { genericError } from './qmp-error';
+import { probeFormat } from './qmp/block-commands';
+import { QmpMonitor } from './qmp/monitor';
+
+export interface ImageReport {
+  filename: string;
+  format: string;
+  virtualSize: number;
+  clusterSize?: number;
+  allocation?: { allocated: number; zero: number; unallocated: number };
+  backing?: string;
+  bitmaps: Array<{
+    name: string;
+    granularity: number;
+    flags: string[];
+    count: number;
+    recording: boolean;
+    inconsistent: boolean;
+    /** Dirty byte ranges [start, end). */
+    extents: Array<[number, number]>;
+  }>;
+}
+
+function report(node: BlockNode): ImageReport {
+  const qcow2 = node instanceof Qcow2Node ? node : undefined;
+  const stored = (qcow2?.formatSpecific().data.bitmaps ?? []) as Array<{ name: string; flags: string[] }>;
+  return {
+    filename: node.filename,
+    format: node.driver,
+    virtualSize: node.length,
+    ...(qcow2 && { clusterSize: qcow2.driverInfo().clusterSize, allocation: qcow2.allocationSummary() }),
+    ...(qcow2?.backingFile !== undefined && { backing: qcow2.backingFile }),
+    bitmaps: node.bitmaps
+      .filter((bitmap) => bitmap.name !== undefined)
+      .map((bitmap) => ({
+        name: bitmap.name!,
+        granularity: bitmap.granularity,
+        flags: stored.find((entry) => entry.name === bitmap.name)?.flags ?? [],
+        count: bitmap.count,
+        recording: bitmap.recording,
+        inconsistent: bitmap.inconsistent,
+        extents: [...bitmap.dirtyExtents()],
+      })),
+  };
+}
+
+/** The image and each image of its backing chain, top first. */
+export function inspectImage(file: string): ImageReport[] {
+  const monitor = new QmpMonitor(new Engine(), { negotiated: true });
+  const filename = path.resolve(file);
+  const reply = monitor.execute({
+    execute: 'blockdev-add',
+    arguments: { driver: probeFormat(filename), 'node-name': 'image', 'read-only': true, file: { driver: 'file', filename } },
+  }) as { error?: { desc: string } };
+  if (reply.error) throw genericError(reply.error.desc);
+  const images: ImageReport[] = [];
+  for (let node: BlockNode | undefined = monitor.engine.graph.find('image'); node; node = node.children.get('backing')) images.push(report(node));
+  monitor.execute({ execute: 'quit' });
+  return images;
+}
