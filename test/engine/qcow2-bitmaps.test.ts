@@ -344,8 +344,51 @@ describe('bitmaps in images a program without bitmap support touched', { skip },
   });
 });
 
+describe('header fields and extensions QEMU does not know', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  test('unknown extensions kept (in QEMU\'s order), unknown compatible bits kept, unknown autoclear bits cleared', async () => {
+    const bytes = fs.readFileSync(path.join(FIXTURES, 'plain.qcow2'));
+    // plain.qcow2's feature table ends at 504, where the end marker is.
+    assert.equal(bytes.readUInt32BE(504), 0);
+    const extension = (magic: number, data: string) => {
+      const ext = Buffer.alloc(8 + Math.ceil(data.length / 8) * 8);
+      ext.writeUInt32BE(magic, 0);
+      ext.writeUInt32BE(data.length, 4);
+      ext.write(data, 8, 'latin1');
+      return ext;
+    };
+    Buffer.concat([extension(0x12345678, 'hello'), extension(0x0badf00d, 'abcdefghijk'), Buffer.alloc(8)]).copy(bytes, 504);
+    bytes.writeBigUInt64BE(1n << 3n, 80);
+    bytes.writeBigUInt64BE(1n << 7n, 88);
+    const ours = path.join(dir, 'unknown-ours.qcow2');
+    const theirs = path.join(dir, 'unknown-qemu.qcow2');
+    fs.writeFileSync(ours, bytes);
+    fs.writeFileSync(theirs, bytes);
+    const node = open(ours);
+    applyOurs(node, [{ add: 'b', granularity: 65536 }]);
+    node.close();
+    await applyQemu(theirs, [{ add: 'b', granularity: 65536 }]);
+    assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+    const header = fs.readFileSync(ours);
+    assert.equal(header.readBigUInt64BE(80), 1n << 3n);
+    assert.equal(header.readBigUInt64BE(88), 1n, 'only the bitmaps bit is left');
+  });
+});
+
 describe('a dirty image (lazy refcounts) is repaired when opened read-write', { skip }, () => {
   const dir = skip ? '' : scratchDir();
+  test('lazy refcounts: dirty on disk from the first allocation until close', () => {
+    const image = path.join(dir, 'lazy-session.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', image, String(8 * MiB));
+    const node = open(image);
+    assert.equal(qemuInfo(image)['dirty-flag'], false, 'not dirty before a write');
+    node.write(0, new Uint8Array(4096).fill(1));
+    assert.equal(qemuInfo(image)['dirty-flag'], true, 'dirty once a cluster is allocated');
+    node.close();
+    assert.equal(qemuInfo(image)['dirty-flag'], false, 'clean after close');
+    assert.equal(qemuCheck(image).corruptions ?? 0, 0);
+  });
+
   test('refcounts rebuilt, dirty bit cleared, contents kept', async () => {
     const ours = path.join(dir, 'lazy-ours.qcow2');
     const theirs = path.join(dir, 'lazy-qemu.qcow2');
