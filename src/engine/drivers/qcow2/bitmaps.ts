@@ -6,11 +6,11 @@
  */
 import type { BlockNode } from '../../block-node';
 import type { DirtyBitmap } from '../../dirty-bitmap';
-import { IoError } from '../../io-error';
+import { ERRNO, IoError } from '../../io-error';
 import { genericError } from '../../qmp-error';
 import { describeError as reason } from './errors';
 import { AUTOCLEAR, QCOW2_MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY_SIZE } from './format';
-import type { Qcow2State } from './state';
+import { OL, type Qcow2State } from './state';
 
 const MAX_TABLE_SIZE = 0x8000000;
 const MAX_PHYS_SIZE = 0x20000000;
@@ -152,7 +152,7 @@ export class PersistentBitmaps {
     for (let i = 0; i < bm.tableSize; i++) {
       hi[i] = view.getUint32(i * 8);
       lo[i] = view.getUint32(i * 8 + 4);
-      if (!this.tableEntryValid(hi[i], lo[i])) throw new IoError(22);
+      if (!this.tableEntryValid(hi[i], lo[i])) throw new IoError(ERRNO.EINVAL);
     }
     return { hi, lo };
   }
@@ -173,7 +173,7 @@ export class PersistentBitmaps {
     const cs = this.s.clusterSize;
     const bits = bitmap.bits.size;
     const tableSize = Math.ceil(serializedBytes(bits) / cs);
-    if (tableSize !== bm.tableSize || tableSize > MAX_TABLE_SIZE) throw new IoError(22);
+    if (tableSize !== bm.tableSize || tableSize > MAX_TABLE_SIZE) throw new IoError(ERRNO.EINVAL);
     const bitsPerCluster = cs * 8;
     for (let i = 0; i < tableSize; i++) {
       const first = i * bitsPerCluster;
@@ -201,7 +201,14 @@ export class PersistentBitmaps {
     let needsUpdate = false;
     try {
       for (const bm of list) {
-        const bitmap = this.node.createBitmap(2 ** bm.granularityBits, bm.name);
+        let bitmap: DirtyBitmap;
+        try {
+          bitmap = this.node.createBitmap(2 ** bm.granularityBits, bm.name);
+        } catch (error) {
+          if (!(error instanceof RangeError)) throw error;
+          // An in_use bitmap's table is not checked against the disk; its bits must still fit in memory.
+          throw genericError(`Bitmap '${bm.name}' has more bits than Bitmap Lab can hold`);
+        }
         created.push(bitmap);
         if (!(bm.flags & FLAG_IN_USE)) {
           let table: { hi: Uint32Array; lo: Uint32Array };
@@ -247,7 +254,7 @@ export class PersistentBitmaps {
   private encodeDirectory(list: StoredBitmap[]): Uint8Array {
     const names = list.map((bm) => utf8.encode(bm.name));
     const size = names.reduce((sum, name) => sum + entrySize(name.length), 0);
-    if (size === 0 || size > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) throw new IoError(22);
+    if (size === 0 || size > QCOW2_MAX_BITMAP_DIRECTORY_SIZE) throw new IoError(ERRNO.EINVAL);
     const dir = new Uint8Array(size);
     const view = new DataView(dir.buffer);
     let at = 0;
@@ -260,7 +267,7 @@ export class PersistentBitmaps {
         granularityBits: bm.granularityBits,
         nameSize: names[i].length,
       };
-      if (!this.entryValid(entry)) throw new IoError(22);
+      if (!this.entryValid(entry)) throw new IoError(ERRNO.EINVAL);
       view.setBigUint64(at, BigInt(bm.tableOffset));
       view.setUint32(at + 8, bm.tableSize);
       view.setUint32(at + 12, bm.flags);
@@ -282,13 +289,13 @@ export class PersistentBitmaps {
     const s = this.s;
     const ext = s.bitmapsExt;
     if (!(s.autoclearFeatures & AUTOCLEAR.bitmaps) || !ext || list.length === 0 || list.length !== ext.nbBitmaps) {
-      throw new IoError(22);
+      throw new IoError(ERRNO.EINVAL);
     }
     s.autoclearFeatures &= ~AUTOCLEAR.bitmaps;
     s.updateHeaderSync();
     const dir = this.encodeDirectory(list);
-    if (dir.length !== ext.directorySize || ext.directoryOffset === 0) throw new IoError(22);
-    s.preWriteOverlapCheck(256 /* bitmap directory */, ext.directoryOffset, dir.length);
+    if (dir.length !== ext.directorySize || ext.directoryOffset === 0) throw new IoError(ERRNO.EINVAL);
+    s.preWriteOverlapCheck(OL.bitmapDirectory, ext.directoryOffset, dir.length);
     s.file.write(ext.directoryOffset, dir);
     s.updateHeaderSync();
     s.autoclearFeatures |= AUTOCLEAR.bitmaps;
@@ -304,7 +311,7 @@ export class PersistentBitmaps {
     let newSize = 0;
     try {
       if (list.length > 0) {
-        if (list.length > QCOW2_MAX_BITMAPS) throw new IoError(22);
+        if (list.length > QCOW2_MAX_BITMAPS) throw new IoError(ERRNO.EINVAL);
         const dir = this.encodeDirectory(list);
         newOffset = s.refcounts.allocClusters(dir.length);
         newSize = dir.length;

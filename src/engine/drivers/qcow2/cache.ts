@@ -117,10 +117,6 @@ export class Qcow2Cache {
     this.dependsOnFlush = true;
   }
 
-  hasDirtyEntries(): boolean {
-    return this.entries.some((entry) => entry.dirty && entry.offset !== 0);
-  }
-
   /** qcow2_cache_write(): every dirty table, in slot order; the first error wins. */
   write(): void {
     let failure: unknown;
@@ -149,11 +145,6 @@ export class Qcow2Cache {
     }
     this.byOffset.clear();
     this.lruCounter = 0;
-  }
-
-  /** Offsets of the tables held, for the overlap check. */
-  *cachedOffsets(): Generator<number> {
-    yield* this.byOffset.keys();
   }
 
   private flushDependency(): void {

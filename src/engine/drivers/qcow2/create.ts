@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { DEFAULT_NODE_OPTIONS, SECTOR, type CommonNodeOptions } from '../../block-node';
-import { IoError } from '../../io-error';
+import { ERRNO, IoError } from '../../io-error';
 import { genericError } from '../../qmp-error';
 import { describeError } from './errors';
 import { FileNode } from '../file';
@@ -90,7 +90,7 @@ export function createQcow2(path: string, options: CreateQcow2Options = {}): voi
     node?.close();
     file.close();
     fs.rmSync(path, { force: true });
-    if ((error instanceof IoError && error.errno === 27) || describeError(error).endsWith(': File too large')) {
+    if ((error instanceof IoError && error.errno === ERRNO.EFBIG) || describeError(error).endsWith(': File too large')) {
       throw genericError("The image size is too large for file format 'qcow2' (try using a larger cluster size)");
     }
     throw error;

@@ -22,16 +22,6 @@ export const QCOW_MAX_SNAPSHOTS = 65536;
 export const SNAPSHOT_HEADER_SIZE = 40;
 export const QCOW2_MAX_BITMAPS = 65535;
 export const QCOW2_MAX_BITMAP_DIRECTORY_SIZE = 1024 * QCOW2_MAX_BITMAPS;
-/** Offsets beyond 2^53 cannot be held exactly in a JavaScript number. */
-export const MAX_SAFE_OFFSET = Number.MAX_SAFE_INTEGER;
-
-/** Header field offsets that QEMU rewrites on their own. */
-export const FIELD = {
-  size: 24,
-  l1Size: 36,
-  refcountTableOffset: 48,
-  incompatibleFeatures: 72,
-} as const;
 
 export const INCOMPAT = { dirty: 1n, corrupt: 2n, dataFile: 4n, compression: 8n, extendedL2: 16n } as const;
 export const INCOMPAT_MASK = 0x1fn;
@@ -91,8 +81,6 @@ export interface BitmapsExtension {
 /** What the header extensions say (qcow2_read_extensions()). */
 export interface Extensions {
   backingFormat?: string;
-  dataFile?: string;
-  cryptoHeader?: { offset: bigint; length: bigint };
   bitmaps?: BitmapsExtension;
   /** The bitmaps extension was there but the autoclear bit was not: drop it. */
   bitmapsDropped: boolean;
@@ -254,7 +242,6 @@ export function parseExtensions(
         if (cryptoOffset % BigInt(clusterSize) !== 0n) {
           throw genericError(`Encryption header offset '${cryptoOffset}' is not a multiple of cluster size '${clusterSize}'`);
         }
-        result.cryptoHeader = { offset: cryptoOffset, length: ext.getBigUint64(8) };
         break;
       }
       case EXT.bitmaps:
@@ -267,7 +254,8 @@ export function parseExtensions(
         result.bitmaps = parseBitmapsExtension(read(offset, 24), clusterSize);
         break;
       case EXT.dataFile:
-        result.dataFile = cString(read(offset, length));
+        // Read as QEMU reads it; an image that needs it is refused later.
+        read(offset, length);
         break;
       default:
         result.unknown.unshift({ magic, data: read(offset, length) });
@@ -295,7 +283,8 @@ function parseBitmapsExtension(data: Uint8Array, clusterSize: number): BitmapsEx
       `bitmaps_ext: bitmap directory size (${directorySize}) exceeds the maximum supported size (${QCOW2_MAX_BITMAP_DIRECTORY_SIZE})`,
     );
   }
-  if (directoryOffset > BigInt(MAX_SAFE_OFFSET)) throw genericError('bitmaps_ext: invalid bitmap directory offset');
+  // Offsets past 2^53 cannot be held exactly in a JavaScript number.
+  if (directoryOffset > BigInt(Number.MAX_SAFE_INTEGER)) throw genericError('bitmaps_ext: invalid bitmap directory offset');
   return { nbBitmaps, directorySize: Number(directorySize), directoryOffset: Number(directoryOffset) };
 }
 

@@ -7,8 +7,8 @@
  */
 import { ERRNO, IoError } from '../../io-error';
 import { QCOW_MAX_L1_SIZE } from './format';
-import { be64, hex } from './refcounts';
-import { L1E_OFFSET_MASK, QCOW_OFLAG_COPIED, type DiscardType, type Qcow2State } from './state';
+import { hex } from './refcounts';
+import { L1E_OFFSET_MASK, OL, QCOW_OFLAG_COPIED, type DiscardType, type Qcow2State } from './state';
 
 /** Cluster types (QCow2ClusterType; without subclusters each cluster is one subcluster). */
 export const CT = { unallocated: 0, zeroPlain: 1, zeroAlloc: 2, normal: 3, compressed: 4 } as const;
@@ -214,7 +214,7 @@ export class Mapping {
     const buffer = new Uint8Array(bufferSize);
     const view = new DataView(buffer.buffer);
     for (let i = 0; i < entries && first + i < s.l1Table.length; i++) view.setBigUint64(i * 8, s.l1Table[first + i]);
-    s.preWriteOverlapCheck(2 /* active L1 */, s.l1TableOffset + 8 * first, bufferSize);
+    s.preWriteOverlapCheck(OL.activeL1, s.l1TableOffset + 8 * first, bufferSize);
     s.event('l1_update');
     s.writeSync(s.l1TableOffset + 8 * first, buffer);
   }
@@ -627,4 +627,3 @@ export class Mapping {
   }
 }
 
-export { be64 };

@@ -47,7 +47,7 @@ import { CT, Mapping, type L2Meta } from './mapping';
 import { Refcounts } from './refcounts';
 import { repairImage } from './repair';
 import { readSnapshots } from './snapshots';
-import { OL, OL_ALL, OL_CACHED, OL_CONSTANT, Qcow2State, type CorruptionReport } from './state';
+import { OL_ALL, OL_CACHED, OL_CONSTANT, Qcow2State, type CorruptionReport } from './state';
 
 /** The qcow2 members of blockdev-add (BlockdevOptionsQcow2), as QAPI names them. */
 export interface Qcow2Options {
@@ -1052,4 +1052,3 @@ function overlapTemplate(option: Qcow2Options['overlap-check']): number {
   );
 }
 
-export { OL };

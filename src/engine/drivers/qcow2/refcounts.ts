@@ -120,11 +120,6 @@ export class Refcounts {
     this.refcountMax = bits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** bits - 1;
   }
 
-  /** Raw refcount table entry, reserved bits included. */
-  rawEntry(index: number): bigint {
-    return this.table[index];
-  }
-
   /** The refcount block a table entry points to (0 = none; -1 = beyond what we can address). */
   blockOffset(index: number): number {
     return this.offsets[index];

@@ -7,16 +7,16 @@
  */
 import { ERRNO, IoError } from '../../io-error';
 import { genericError } from '../../qmp-error';
-import { AUTOCLEAR } from './format';
+import { AUTOCLEAR, INCOMPAT } from './format';
 import { CT, entryOffset, entryType, type Mapping } from './mapping';
 import { Refcounts, refcountMetadataSize, setRefcount } from './refcounts';
-import { L1E_OFFSET_MASK, QCOW_OFLAG_COPIED, type Qcow2State } from './state';
+import { L1E_OFFSET_MASK, OL, QCOW_OFLAG_COPIED, type Qcow2State } from './state';
 
 /** Counting more clusters than this would take too much memory. */
 const MAX_CHECKED_CLUSTERS = 2 ** 25;
 const COPIED_BIT = 0x80000000;
 
-export interface CheckResult {
+interface CheckResult {
   /** Clusters whose refcount is lower than their references. */
   corruptions: number;
   /** Clusters whose refcount is higher than their references. */
@@ -145,7 +145,7 @@ function countBitmaps(s: Qcow2State, counter: ReferenceCounter): void {
 }
 
 /** Checks refcounts against references without changing anything (qemu-img check's refcount part). */
-export function checkRefcounts(s: Qcow2State, mapping: Mapping): CheckResult {
+function checkRefcounts(s: Qcow2State, mapping: Mapping): CheckResult {
   const counter = countReferences(s, mapping, true);
   const result: CheckResult = {
     corruptions: 0,
@@ -198,9 +198,9 @@ export function repairImage(s: Qcow2State, mapping: Mapping, log: (message: stri
   fixCopiedFlags(s, mapping);
   s.markClean();
   // qcow2_mark_consistent(): the corrupt bit goes too.
-  if (s.incompatibleFeatures & 2n) {
+  if (s.incompatibleFeatures & INCOMPAT.corrupt) {
     s.flushCaches();
-    s.incompatibleFeatures &= ~2n;
+    s.incompatibleFeatures &= ~INCOMPAT.corrupt;
     s.updateHeader();
   }
 }
@@ -275,7 +275,7 @@ function fixCopiedFlags(s: Qcow2State, mapping: Mapping): void {
       }
     }
     if (changed) {
-      s.preWriteOverlapCheck(4 /* active L2 */, l2Offset, cs);
+      s.preWriteOverlapCheck(OL.activeL2, l2Offset, cs);
       s.file.write(l2Offset, table);
     }
   }
