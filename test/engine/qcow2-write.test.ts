@@ -234,6 +234,17 @@ describe('writes leave the file qemu-io leaves', { skip }, () => {
       ],
     },
     'random requests': { create: [], size: 16 * MiB, ops: randomOps(1, 120, 16 * MiB) },
+    'a disk that ends inside a cluster': {
+      create: [],
+      size: 3 * MiB + 1536,
+      ops: [
+        ...randomOps(15, 40, 3 * MiB + 1536),
+        { op: 'write', offset: 3 * MiB + 1024, bytes: 512, pattern: 0x66 },
+        { op: 'zero', offset: 3 * MiB, bytes: 1536 },
+        { op: 'discard', offset: 3 * MiB, bytes: 1536 },
+        { op: 'write', offset: 3 * MiB - 512, bytes: 2048, pattern: 0x67 },
+      ],
+    },
     'random requests, 512-byte clusters (many L2 tables, a growing refcount table)': {
       create: ['-o', 'cluster_size=512'],
       size: 8 * MiB,
