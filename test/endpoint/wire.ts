@@ -31,12 +31,32 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** The argv that serves QMP on `socket`: QEMU as QEMU-REFERENCE.md starts it, or our CLI. */
-function command(kind: ServerKind, socket: string): [string, string[]] {
-  if (kind === 'ours') return [process.execPath, [CLI, 'qmp', '--socket', socket]];
+/** The argv that serves QMP on a socket path or on stdio: QEMU as QEMU-REFERENCE.md starts it, or our CLI. */
+function command(kind: ServerKind, socket: string | 'stdio'): [string, string[]] {
+  if (kind === 'ours') return [process.execPath, [CLI, 'qmp', ...(socket === 'stdio' ? ['--stdio'] : ['--socket', socket])]];
   const binary = QemuProcess.binary();
   if (!binary) throw new Error('qemu-system-x86_64 not found on PATH');
-  return [binary, ['-machine', 'none', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', `unix:${socket},server=on,wait=off`]];
+  const qmp = socket === 'stdio' ? 'stdio' : `unix:${socket},server=on,wait=off`;
+  return [binary, ['-machine', 'none', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-qmp', qmp]];
+}
+
+/** Serves QMP on stdio in a fresh directory, given all of `input` (which should end in quit); stdout and exit code. */
+export async function runStdio(kind: ServerKind, input: string): Promise<{ stdout: string; code: number | null }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bitmap-lab-stdio-${kind}-`));
+  const [file, args] = command(kind, 'stdio');
+  const child = childProcess.spawn(file, args, { cwd: dir, stdio: ['pipe', 'pipe', 'ignore'] });
+  let stdout = '';
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${kind} --stdio: timed out; stdout so far: ${stdout}`)), TIMEOUT_MS);
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.once('exit', (code) => (clearTimeout(timer), resolve({ stdout, code })));
+      child.stdin!.end(Buffer.from(input, 'latin1'));
+    });
+  } finally {
+    child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Starts a server in a fresh directory (prepared by `setup`) and waits for its socket. */
