@@ -395,6 +395,31 @@ describe('crash safety: stopped after any request, the image checks clean but fo
   }
 });
 
+describe('growing an image', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  for (const [name, args, from, to] of [
+    ['a larger L1 table', [], 8 * MiB, 3 * 1024 * MiB],
+    ['512-byte clusters: new refcount structures', ['-o', 'cluster_size=512'], 8 * MiB, 64 * MiB],
+  ] as Array<[string, string[], number, number]>) {
+    test(`${name}: as qemu-img resize does it`, () => {
+      const ours = path.join(dir, `grow-${name.replace(/\W+/g, '-')}-ours.qcow2`);
+      const theirs = ours.replace('-ours', '-qemu');
+      qemuImg('create', '-q', '-f', 'qcow2', ...args, ours, String(from));
+      qemuIo(ours, ['write -P 1 0 64k', `write -P 2 ${from - 4096} 4096`]);
+      fs.copyFileSync(ours, theirs);
+      const node = open(ours);
+      node.truncate(to);
+      assert.equal(node.length, to);
+      node.write(to - 512, new Uint8Array(512).fill(3));
+      node.close();
+      qemuImg('resize', '-q', theirs, String(to));
+      qemuIo(theirs, [`write -P 3 ${to - 512} 512`]);
+      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+      assert.equal(qemuCheck(ours).leaks ?? 0, 0);
+    });
+  }
+});
+
 describe('creating images', { skip }, () => {
   const dir = skip ? '' : scratchDir();
   const cases: Array<[Parameters<typeof createQcow2>[1], string[]]> = [
