@@ -71,12 +71,13 @@ export class RealtimeDriver {
   /** Runs due tasks in order until none is due or the deadline (performance.now() ms) passes. */
   private runUntil(deadline: number): void {
     const now = this.virtualNow();
+    // Tasks run at the present, as QEMU's timers fire: never before their time, a little after it.
+    // (A rate limit reading the clock at the very end of its slice would not start a new one.)
+    this.scheduler.now = Math.max(this.scheduler.now, now);
     for (let next = this.scheduler.peek(); next && next.at <= now; next = this.scheduler.peek()) {
       this.scheduler.step();
       if (performance.now() > deadline) return;
     }
-    // Nothing else is due: the clock stands at the present, so new work is timed from now.
-    this.scheduler.now = Math.max(this.scheduler.now, now);
   }
 
   /** Real time elapsed in ns, never behind the scheduler (which may have jumped ahead to finish a job). */
