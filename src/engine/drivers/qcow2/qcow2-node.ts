@@ -5,93 +5,26 @@
  * the persistent bitmaps), and the information QEMU reports.
  */
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
-import {
-  BlockNode,
-  SECTOR,
-  type BlkdebugEvent,
-  type BlockStatus,
-  type CommonNodeOptions,
-  type DriverInfo,
-} from '../../block-node';
+import { BlockNode, SECTOR, type BlockStatus, type CommonNodeOptions, type DriverInfo } from '../../block-node';
 import { DEFAULT_CHECKS, checkBitmap } from '../../dirty-bitmap';
 import { ERRNO, IoError } from '../../io-error';
 import { genericError } from '../../qmp-error';
 import { PersistentBitmaps } from './bitmaps';
-import { Qcow2Cache } from './cache';
 import { describeError } from './errors';
-import {
-  AUTOCLEAR,
-  AUTOCLEAR_MASK,
-  COMPAT_LAZY_REFCOUNTS,
-  COMPRESSION,
-  CRYPT,
-  HEADER_SIZE,
-  INCOMPAT,
-  INCOMPAT_MASK,
-  MiB,
-  QCOW_MAX_L1_SIZE,
-  QCOW_MAX_REFTABLE_SIZE,
-  QCOW_MAX_SNAPSHOTS,
-  SNAPSHOT_HEADER_SIZE,
-  checkBackingFileName,
-  checkCompressionType,
-  checkHeaderStart,
-  cString,
-  parseExtensions,
-  parseHeader,
-  unsupportedFeatureMessage,
-  validateTable,
-  type Extensions,
-} from './format';
+import { COMPAT_LAZY_REFCOUNTS, COMPRESSION, INCOMPAT, MiB } from './format';
 import { CT, Mapping, type L2Meta } from './mapping';
-import { Refcounts } from './refcounts';
+import { readImage } from './open';
+import { createCaches, readCacheSizes, type Qcow2OpenConfig, type Qcow2Options } from './options';
 import { repairImage } from './repair';
-import { readSnapshots } from './snapshots';
-import { OL_ALL, OL_CACHED, OL_CONSTANT, Qcow2State, type CorruptionReport } from './state';
+import type { CorruptionReport, Qcow2State } from './state';
 
-/** The qcow2 members of blockdev-add (BlockdevOptionsQcow2), as QAPI names them. */
-export interface Qcow2Options {
-  'lazy-refcounts'?: boolean;
-  'pass-discard-request'?: boolean;
-  'pass-discard-snapshot'?: boolean;
-  'pass-discard-other'?: boolean;
-  'overlap-check'?: 'none' | 'constant' | 'cached' | 'all' | { template?: 'none' | 'constant' | 'cached' | 'all' };
-  'cache-size'?: number;
-  'l2-cache-size'?: number;
-  'l2-cache-entry-size'?: number;
-  'refcount-cache-size'?: number;
-  'cache-clean-interval'?: number;
-}
+export type { Qcow2OpenConfig, Qcow2Options } from './options';
 
-export interface Qcow2OpenConfig {
-  /** The backing node; `null` for none; absent to open what the header names. */
-  backing?: BlockNode | null;
-  /** Opens the backing file the header names (a path already resolved against the image's directory). */
-  openBacking?: (filename: string, format: string | undefined) => BlockNode;
-  options?: Qcow2Options;
-  /** BLOCK_IMAGE_CORRUPTED. */
-  onCorruption?: (report: CorruptionReport) => void;
-  /** What QEMU prints to stderr (warn_report, error_report). */
-  warn?: (message: string) => void;
-}
-
-const DEFAULT_L2_CACHE_MAX_SIZE = 32 * MiB;
-const MIN_L2_CACHE_SIZE = 2;
-const MIN_REFCOUNT_CACHE_SIZE = 4;
 const INT_MAX = 2 ** 31 - 1;
 /** MAX_BOUNCE_BUFFER in block/io.c: write-zeroes fallback chunks. */
 const MAX_BOUNCE_BUFFER = 16 * MiB;
 const MAX_MERGED_COW_GAP = 16384;
 
-/** Reads `bytes` at `offset`, zero-filling past the end of the node. */
-function readClipped(node: BlockNode, offset: number, bytes: number): Uint8Array {
-  const length = node.length;
-  if (offset >= length) return new Uint8Array(bytes);
-  if (offset + bytes <= length) return node.read(offset, bytes);
-  const buffer = new Uint8Array(bytes);
-  buffer.set(node.read(offset, length - offset));
-  return buffer;
-}
 
 function isAllZero(data: Uint8Array): boolean {
   const words = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, data.length >>> 2) : undefined;
@@ -143,178 +76,8 @@ export class Qcow2Node extends BlockNode {
       warnings.push(message);
       config.warn?.(message);
     };
-    let headerBytes: Uint8Array;
-    try {
-      headerBytes = readClipped(file, 0, HEADER_SIZE);
-    } catch (error) {
-      throw genericError(`Could not read qcow2 header: ${describeError(error)}`);
-    }
-    const magic = new DataView(headerBytes.buffer, headerBytes.byteOffset).getUint32(0);
-    const header = parseHeader(headerBytes);
-    checkHeaderStart(magic, header);
-    const cs = 2 ** header.clusterBits;
-    let unknownHeaderFields: Uint8Array = new Uint8Array(0);
-    if (header.headerLength > HEADER_SIZE) {
-      try {
-        unknownHeaderFields = readClipped(file, HEADER_SIZE, header.headerLength - HEADER_SIZE);
-      } catch (error) {
-        throw genericError(`Could not read unknown qcow2 header fields: ${describeError(error)}`);
-      }
-    }
-    const extEnd = header.backingFileOffset ? Number(header.backingFileOffset) : cs;
-    checkCompressionType(header);
-    const readExtension = (offset: number, bytes: number): Uint8Array => {
-      try {
-        return readClipped(file, offset, bytes);
-      } catch (error) {
-        throw genericError(`qcow2_read_extension: ERROR: pread fail from offset ${offset}: ${describeError(error)}`);
-      }
-    };
-    const unsupported = header.incompatibleFeatures & ~INCOMPAT_MASK;
-    if (unsupported) {
-      const partial: Extensions = { bitmapsDropped: false, unknown: [] };
-      try {
-        parseExtensions(readExtension, header.headerLength, extEnd, header.cryptMethod, header.autoclearFeatures, cs, true, partial);
-      } catch {
-        // QEMU reads the feature table with errors ignored.
-      }
-      throw genericError(unsupportedFeatureMessage(partial.featureTable, unsupported));
-    }
-    if (header.incompatibleFeatures & INCOMPAT.corrupt && !common.readOnly) {
-      throw genericError('qcow2: Image is corrupt; cannot be opened read/write');
-    }
-    if (header.incompatibleFeatures & INCOMPAT.extendedL2) {
-      if (cs / 32 < 512) throw genericError(`Unsupported subcluster size: ${cs / 32}`);
-      throw genericError('Bitmap Lab does not support qcow2 images with extended L2 entries');
-    }
-    if (header.refcountOrder > 6) throw genericError('Reference count entry width too large; may not exceed 64 bits');
-    if (header.cryptMethod === CRYPT.aes) {
-      throw genericError('Use of AES-CBC encrypted qcow2 images is no longer supported in system emulators');
-    }
-    if (header.refcountTableClusters === 0) throw genericError('Image does not contain a reference count table');
-    validateTable(header.refcountTableOffset, header.refcountTableClusters, cs, QCOW_MAX_REFTABLE_SIZE, cs, 'Reference count table');
-    validateTable(
-      header.snapshotsOffset,
-      header.nbSnapshots,
-      SNAPSHOT_HEADER_SIZE,
-      SNAPSHOT_HEADER_SIZE * QCOW_MAX_SNAPSHOTS,
-      cs,
-      'Snapshot table',
-    );
-    validateTable(header.l1TableOffset, header.l1Size, 8, QCOW_MAX_L1_SIZE, cs, 'Active L1 table');
-    const l2Bits = header.clusterBits - 3;
-    const l1Shift = BigInt(header.clusterBits + l2Bits);
-    const l1VmStateIndex = (header.size + (1n << l1Shift) - 1n) >> l1Shift;
-    if (l1VmStateIndex > BigInt(INT_MAX)) throw genericError('Image is too big');
-    if (BigInt(header.l1Size) < l1VmStateIndex) throw genericError('L1 table is too small');
-    if (header.size > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw genericError(`Bitmap Lab supports virtual sizes up to ${Number.MAX_SAFE_INTEGER} bytes, not ${header.size}`);
-    }
-    // Beyond QEMU (which reads zeroes there): tables past the end of the file mean a broken image.
-    const l1Offset = Number(header.l1TableOffset);
-    if (header.l1Size > 0 && l1Offset + header.l1Size * 8 > file.length) {
-      throw genericError('Active L1 table lies beyond the end of the image file');
-    }
-    const refcountTableOffset = Number(header.refcountTableOffset);
-    const refcountTableBytes = header.refcountTableClusters * cs;
-    if (refcountTableOffset + refcountTableBytes > file.length) {
-      throw genericError('Reference count table lies beyond the end of the image file');
-    }
-    let l1Bytes: Uint8Array;
-    try {
-      l1Bytes = readClipped(file, l1Offset, header.l1Size * 8);
-    } catch (error) {
-      throw genericError(`Could not read L1 table: ${describeError(error)}`);
-    }
-
-    const options = config.options ?? {};
-    const lazyRefcounts = options['lazy-refcounts'] ?? (header.compatibleFeatures & COMPAT_LAZY_REFCOUNTS) !== 0n;
-    const diskSize = Number(header.size);
-    const caches = readCacheSizes(options, cs, Math.floor(diskSize / SECTOR) * SECTOR);
-    if (lazyRefcounts && header.version < 3) {
-      throw genericError('Lazy refcounts require a qcow2 image with at least qemu 1.1 compatibility level');
-    }
-    const overlapCheck = overlapTemplate(options['overlap-check']);
-    if (header.cryptMethod === CRYPT.luks) throw genericError('Bitmap Lab does not open encrypted qcow2 images');
-    if (header.cryptMethod !== CRYPT.none) throw genericError(`Unsupported encryption method ${header.cryptMethod}`);
-    if (header.compressionType === COMPRESSION.zstd) {
-      throw genericError('Bitmap Lab does not support zstd-compressed qcow2 images');
-    }
-
+    const { s, options, updateHeader } = readImage(file, common, config, warn);
     const writable = !common.readOnly;
-    const s = new Qcow2State(
-      file,
-      header.version,
-      header.clusterBits,
-      header.refcountOrder,
-      header.cryptMethod,
-      header.compressionType,
-      diskSize,
-      { incompatible: header.incompatibleFeatures, compatible: header.compatibleFeatures, autoclear: header.autoclearFeatures },
-      writable,
-      (event: BlkdebugEvent) => file.debugEvent(event),
-      (report) => {
-        const verb = report.fatal ? 'Marking image as corrupt' : 'Image is corrupt';
-        const tail = report.fatal ? 'further corruption events will be suppressed' : 'further non-fatal corruption events will be suppressed';
-        warn(`qcow2: ${verb}: ${report.message}; ${tail}`);
-        config.onCorruption?.(report);
-      },
-    );
-    s.unknownHeaderFields = unknownHeaderFields;
-    s.l1TableOffset = l1Offset;
-    s.l1VmStateIndex = Number(l1VmStateIndex);
-    const l1View = new DataView(l1Bytes.buffer, l1Bytes.byteOffset, l1Bytes.byteLength);
-    s.l1Table = new BigUint64Array(header.l1Size);
-    for (let i = 0; i < header.l1Size; i++) s.l1Table[i] = l1View.getBigUint64(i * 8);
-    s.useLazyRefcounts = lazyRefcounts;
-    s.overlapCheck = overlapCheck;
-    s.discardPassthrough.request = options['pass-discard-request'] ?? common.discardUnmap;
-    s.discardPassthrough.snapshot = options['pass-discard-snapshot'] ?? true;
-    s.discardPassthrough.other = options['pass-discard-other'] ?? false;
-    createCaches(s, caches);
-
-    let refcountTable: Uint8Array;
-    try {
-      s.event('reftable_load');
-      refcountTable = readClipped(file, refcountTableOffset, refcountTableBytes);
-    } catch (error) {
-      throw genericError(`Could not initialize refcount handling: ${describeError(error)}`);
-    }
-    s.refcounts = new Refcounts(s, refcountTableOffset, refcountTable);
-
-    const ext = parseExtensions(readExtension, header.headerLength, extEnd, header.cryptMethod, header.autoclearFeatures, cs);
-    if (ext.bitmapsDropped) {
-      warn(
-        header.version < 3
-          ? 'This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent'
-          : 'a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent',
-      );
-      warn("Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.");
-    }
-    if (header.incompatibleFeatures & INCOMPAT.dataFile) {
-      throw genericError('Bitmap Lab does not support qcow2 images with an external data file');
-    }
-    if (header.autoclearFeatures & AUTOCLEAR.dataFileRaw) throw genericError('data-file-raw requires a data file');
-    s.backingFormat = ext.backingFormat;
-    s.unknownExtensions = ext.unknown;
-    s.bitmapsExt = ext.bitmaps;
-
-    if (header.backingFileOffset !== 0n) {
-      checkBackingFileName(header, cs);
-      const offset = Number(header.backingFileOffset);
-      try {
-        s.backingFile = cString(readClipped(file, offset, header.backingFileSize));
-      } catch (error) {
-        throw genericError(`Could not read backing file name: ${describeError(error)}`);
-      }
-    }
-    s.snapshotsOffset = Number(header.snapshotsOffset);
-    s.snapshots = readSnapshots((offset, bytes) => s.readFile(offset, bytes), s.snapshotsOffset, header.nbSnapshots);
-
-    let updateHeader = ext.bitmapsDropped || (s.autoclearFeatures & ~AUTOCLEAR_MASK) !== 0n;
-    updateHeader = updateHeader && writable;
-    if (updateHeader) s.autoclearFeatures &= AUTOCLEAR_MASK;
-
     const node = new Qcow2Node(nodeName, common, s, warn, options);
     node.warnings.push(...warnings);
     node.autoBackingFile = s.backingFile ?? '';
@@ -979,76 +742,3 @@ function layerStatusOf(node: BlockNode, offset: number, bytes: number, wantZero:
   const status = node.blockStatus(offset, Math.min(bytes, node.length - offset));
   return { bytes: status.length, zero: status.zero, data: status.data, allocated: status.allocated };
 }
-
-function createCaches(s: Qcow2State, caches: ReturnType<typeof readCacheSizes>): void {
-  s.l2SliceSize = caches.l2EntrySize / 8;
-  s.l2Cache = new Qcow2Cache(s, 'l2', caches.l2Entries, caches.l2EntrySize);
-  s.refcountCache = new Qcow2Cache(s, 'refblock', caches.refcountEntries, s.clusterSize);
-}
-
-/** read_cache_sizes() and the minimums of qcow2_update_options_prepare(). */
-function readCacheSizes(
-  options: Qcow2Options,
-  clusterSize: number,
-  diskSize: number,
-): { l2Entries: number; l2EntrySize: number; refcountEntries: number } {
-  const minRefcountCache = MIN_REFCOUNT_CACHE_SIZE * clusterSize;
-  const maxL2Cache = Math.ceil((Math.ceil(diskSize / clusterSize) * 8) / clusterSize) * clusterSize;
-  const combinedSet = options['cache-size'] !== undefined;
-  const l2Set = options['l2-cache-size'] !== undefined;
-  const refcountSet = options['refcount-cache-size'] !== undefined;
-  const combined = options['cache-size'] ?? 0;
-  const l2Max = options['l2-cache-size'] ?? DEFAULT_L2_CACHE_MAX_SIZE;
-  let refcountCache = options['refcount-cache-size'] ?? 0;
-  let l2EntrySize = options['l2-cache-entry-size'] ?? clusterSize;
-  let l2Cache = Math.min(maxL2Cache, l2Max);
-  if (combinedSet) {
-    if (l2Set && refcountSet) {
-      throw genericError('cache-size, l2-cache-size and refcount-cache-size may not be set at the same time');
-    } else if (l2Set && l2Max > combined) {
-      throw genericError('l2-cache-size may not exceed cache-size');
-    } else if (refcountCache > combined) {
-      throw genericError('refcount-cache-size may not exceed cache-size');
-    }
-    if (l2Set) {
-      refcountCache = combined - l2Cache;
-    } else if (refcountSet) {
-      l2Cache = combined - refcountCache;
-    } else if (combined >= maxL2Cache + minRefcountCache) {
-      l2Cache = maxL2Cache;
-      refcountCache = combined - l2Cache;
-    } else {
-      refcountCache = Math.min(combined, minRefcountCache);
-      l2Cache = combined - refcountCache;
-    }
-  }
-  if (l2Cache < maxL2Cache && options['l2-cache-entry-size'] === undefined) l2EntrySize = Math.min(clusterSize, 4096);
-  if (l2EntrySize < 512 || l2EntrySize > clusterSize || (l2EntrySize & (l2EntrySize - 1)) !== 0) {
-    throw genericError(`L2 cache entry size must be a power of two between 512 and the cluster size (${clusterSize})`);
-  }
-  let l2Entries = Math.floor(l2Cache / l2EntrySize);
-  if (l2Entries < MIN_L2_CACHE_SIZE) l2Entries = MIN_L2_CACHE_SIZE;
-  if (l2Entries > INT_MAX) throw genericError('L2 cache size too big');
-  let refcountEntries = Math.floor(refcountCache / clusterSize);
-  if (refcountEntries < MIN_REFCOUNT_CACHE_SIZE) refcountEntries = MIN_REFCOUNT_CACHE_SIZE;
-  if (refcountEntries > INT_MAX) throw genericError('Refcount cache size too big');
-  return { l2Entries, l2EntrySize, refcountEntries };
-}
-
-function overlapTemplate(option: Qcow2Options['overlap-check']): number {
-  const name = typeof option === 'string' ? option : (option?.template ?? 'cached');
-  switch (name) {
-    case 'none':
-      return 0;
-    case 'constant':
-      return OL_CONSTANT;
-    case 'cached':
-      return OL_CACHED;
-    case 'all':
-      return OL_ALL;
-  }
-  throw genericError(
-    `Unsupported value '${String(name)}' for qcow2 option 'overlap-check'. Allowed are any of the following: none, constant, cached, all`,
-  );
-}
-
