@@ -58,6 +58,7 @@ export class QmpEndpoint {
 
   /** SIGINT or SIGTERM: QEMU announces the shutdown, closes its images (storing bitmaps) and exits. */
   terminate(signal: NodeJS.Signals): void {
+    if (this.finished) return;
     process.stderr.write(`bitmap-lab: terminating on signal ${signal}\n`);
     this.engine.emit('SHUTDOWN', { guest: false, reason: 'host-signal' });
     this.shutDown();

@@ -66,6 +66,11 @@ export function serveSocket(socketPath: string): void {
     waiting.push(socket);
     if (!current) serveNext();
   });
+  // As QEMU does when it cannot bind: say why and exit 1.
+  server.once('error', (error) => {
+    process.stderr.write(`bitmap-lab: cannot listen on ${socketPath}: ${error.message}\n`);
+    process.exit(1);
+  });
   // QEMU replaces a stale socket file, and removes its own on exit.
   fs.rmSync(socketPath, { force: true });
   server.listen(socketPath);
