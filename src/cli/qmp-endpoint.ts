@@ -24,7 +24,7 @@ interface Session {
 }
 
 export class QmpEndpoint {
-  readonly engine = new Engine();
+  private readonly engine = new Engine();
   private readonly driver = new RealtimeDriver(this.engine.scheduler, {
     afterRun: () => this.sendEvents(),
     onError: (error) => reportBug(error),
