@@ -212,6 +212,12 @@ export abstract class BlockNode {
     return buffer;
   }
 
+  /** read() into the caller's buffer: a format driver passes its own down, with no copy. */
+  readInto(offset: number, buffer: Uint8Array): void {
+    this.checkRange(offset, buffer.length, false);
+    if (buffer.length > 0) this.driverRead(offset, buffer);
+  }
+
   /** bdrv_co_pwritev(): bitmaps are dirtied even when the write fails. */
   write(offset: number, data: Uint8Array): void {
     this.checkRange(offset, data.length, true);
