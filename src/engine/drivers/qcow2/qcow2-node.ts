@@ -194,7 +194,7 @@ export class Qcow2Node extends BlockNode {
           break;
         default:
           this.s.event('read_aio');
-          target.set(this.s.readFile(mapping.hostOffset, target.length));
+          this.s.readFileInto(mapping.hostOffset, target);
       }
       done += mapping.bytes;
     }
@@ -208,7 +208,7 @@ export class Qcow2Node extends BlockNode {
       return;
     }
     const bytes = Math.min(target.length, available);
-    target.set(backing.read(offset, bytes));
+    backing.readInto(offset, bytes === target.length ? target : target.subarray(0, bytes));
     target.fill(0, bytes);
   }
 

@@ -169,6 +169,13 @@ export class Qcow2State implements CacheHost {
     return buffer;
   }
 
+  /** readFile() into `target`, with no copy. */
+  readFileInto(offset: number, target: Uint8Array): void {
+    const available = Math.max(0, Math.min(target.length, this.file.length - offset));
+    if (available > 0) this.file.readInto(offset, available === target.length ? target : target.subarray(0, available));
+    target.fill(0, available);
+  }
+
   readTable(offset: number, bytes: number): Uint8Array {
     return this.readFile(offset, bytes);
   }
