@@ -217,7 +217,9 @@ export class BlockCopyState {
 
   private *sleep(call: BlockCopyCall, ns: number): CoroutineBody {
     const woken = new Signal();
-    const cancel = this.scheduler.schedule('rate limit', () => woken.fire(), ns);
+    // A timer fires once its deadline has passed: on the virtual clock, 1 ns after it,
+    // so that the rate limiter sees its slice as over (slice_end < now), as QEMU does.
+    const cancel = this.scheduler.schedule('rate limit', () => woken.fire(), ns + 1);
     call.kick = () => {
       cancel();
       woken.fire();
