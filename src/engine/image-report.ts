@@ -1,11 +1,9 @@
 /** What an image holds: size, clusters, allocation, backing chain and persistent bitmaps. Opens it read-only. */
 import * as path from 'node:path';
-import type { BlockNode } from './block-node';
+import { DEFAULT_NODE_OPTIONS, type BlockNode } from './block-node';
+import { openImage } from './drivers/open-image';
 import { Qcow2Node } from './drivers/qcow2/qcow2-node';
 import { Engine } from './engine';
-import { genericError } from './qmp-error';
-import { probeFormat } from './qmp/block-commands';
-import { QmpMonitor } from './qmp/monitor';
 
 export interface ImageReport {
   filename: string;
@@ -51,15 +49,19 @@ function report(node: BlockNode): ImageReport {
 
 /** The image and each image of its backing chain, top first. */
 export function inspectImage(file: string): ImageReport[] {
-  const monitor = new QmpMonitor(new Engine(), { negotiated: true });
-  const filename = path.resolve(file);
-  const reply = monitor.execute({
-    execute: 'blockdev-add',
-    arguments: { driver: probeFormat(filename), 'node-name': 'image', 'read-only': true, file: { driver: 'file', filename } },
-  }) as { error?: { desc: string } };
-  if (reply.error) throw genericError(reply.error.desc);
-  const images: ImageReport[] = [];
-  for (let node: BlockNode | undefined = monitor.engine.graph.find('image'); node; node = node.children.get('backing')) images.push(report(node));
-  monitor.execute({ execute: 'quit' });
-  return images;
+  const engine = new Engine();
+  const top = openImage(path.resolve(file), {
+    common: { ...DEFAULT_NODE_OPTIONS, readOnly: true },
+    nameNode: () => engine.graph.autoNodeName(),
+    register: (node) => engine.graph.add(node),
+    warn: () => {},
+  });
+  engine.graph.setMonitorOwned(top);
+  try {
+    const images: ImageReport[] = [];
+    for (let node: BlockNode | undefined = top; node; node = node.children.get('backing')) images.push(report(node));
+    return images;
+  } finally {
+    engine.graph.closeAll();
+  }
 }

@@ -4,10 +4,9 @@ import { BLKDEBUG_EVENTS, type BlockNode, type CommonNodeOptions } from '../bloc
 import { BLKDEBUG_IO_TYPES, BlkdebugNode, type InjectErrorOptions, type SetStateOptions } from '../drivers/blkdebug';
 import { FileNode } from '../drivers/file';
 import { NullNode, type NullOptions } from '../drivers/null-co';
+import { backingPath, openQcow2 } from '../drivers/open-image';
 import { Qcow2Node, type Qcow2Options } from '../drivers/qcow2/qcow2-node';
 import { RawNode } from '../drivers/raw';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { genericError } from '../qmp-error';
 import { arrayOf, bool, enumOf, int, str, struct, uint64, type Members, type QapiType } from './qapi';
 
@@ -112,33 +111,6 @@ export interface BlockdevOptions {
 
 type BlockdevRef = string | BlockdevOptions;
 
-/** The first bytes of a qcow2 image (QFI\xfb). */
-const QCOW2_MAGIC = [0x51, 0x46, 0x49, 0xfb];
-
-/** bdrv_probe_all(): qcow2 by its magic, else raw. */
-export function probeFormat(filename: string): string {
-  try {
-    const fd = fs.openSync(filename, 'r');
-    try {
-      const head = Buffer.alloc(4);
-      fs.readSync(fd, head, 0, 4, 0);
-      return QCOW2_MAGIC.every((byte, i) => head[i] === byte) ? 'qcow2' : 'raw';
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return 'raw';
-  }
-}
-
-/** bdrv_get_full_backing_filename(): a relative name is relative to the image's directory. */
-function resolveBacking(file: BlockNode, name: string): string {
-  if (path.isAbsolute(name)) return name;
-  const image = file.exactFilename();
-  if (image === undefined) throw genericError(`Cannot use relative backing file names for '${file.filename}'`);
-  return path.join(path.dirname(image), name);
-}
-
 /** Opens nodes from blockdev-add options, children before their parent as QEMU does. */
 export class NodeOpener {
   constructor(
@@ -196,14 +168,14 @@ export class NodeOpener {
         const file = this.child(options.file as BlockdevRef, common);
         const name = this.name(options);
         const backing = options.backing === undefined ? undefined : options.backing === null ? null : this.child(options.backing as BlockdevRef, { ...common, readOnly: true });
-        return Qcow2Node.open(name, file, common, {
-          backing,
-          options: options as Qcow2Options,
-          // The backing chain the header names opens read-only, as implicit nodes.
-          openBacking: (name, format) => {
-            const filename = resolveBacking(file, name);
-            return this.open({ driver: format ?? probeFormat(filename), 'read-only': true, file: { driver: 'file', filename } }, common);
+        return openQcow2(name, file, backing, options as Qcow2Options, common, {
+          // The backing chain the header names opens read-only, as implicit nodes named in QEMU's order.
+          nameNode: () => {
+            const implicit = this.graph.autoNodeName();
+            this.graph.reserve(implicit);
+            return implicit;
           },
+          register: (node) => this.graph.add(node),
           warn: this.warn,
         });
       }
@@ -266,13 +238,10 @@ export function blockdevDel(graph: BlockGraph, nodeName: string): Record<string,
 /** What ImageInfo says of a COW image's backing file: the header's name and the resolved one. */
 function backingInfo(node: BlockNode): Record<string, unknown> {
   if (!(node instanceof Qcow2Node) || node.backingFile === undefined) return {};
-  const file = node.primaryChild;
-  const full = file && !path.isAbsolute(node.backingFile) && file.exactFilename() !== undefined
-    ? path.join(path.dirname(file.exactFilename()!), node.backingFile)
-    : node.backingFile;
+  const image = node.primaryChild?.exactFilename();
   return {
     'backing-filename': node.backingFile,
-    'full-backing-filename': full,
+    'full-backing-filename': image === undefined ? node.backingFile : backingPath(image, node.backingFile),
     ...(node.backingFormat !== undefined && { 'backing-filename-format': node.backingFormat }),
   };
 }
