@@ -209,7 +209,8 @@ function flatten(value: Record<string, unknown>, skip: ReadonlySet<string>, pref
 function commonOptions(options: BlockdevOptions, inherited?: CommonNodeOptions): CommonNodeOptions {
   return {
     readOnly: options['read-only'] ?? inherited?.readOnly ?? false,
-    discardUnmap: options.discard === undefined ? (inherited?.discardUnmap ?? false) : options.discard === 'unmap',
+    // Children default to discard=unmap: their parents already decide what to discard (bdrv_inherited_options()).
+    discardUnmap: options.discard === undefined ? inherited !== undefined : options.discard === 'unmap',
     detectZeroes: options['detect-zeroes'] ?? 'off',
     cache: {
       direct: options.cache?.direct ?? inherited?.cache.direct ?? false,
