@@ -1,0 +1,100 @@
+/**
+ * One recorded run, ready to draw at any frame: its lanes' contents there and
+ * what that frame changed in each. Bitmaps come from the engine's Timeline
+ * (deltas and snapshots), guest data from GuestDataTrack.
+ */
+import type { BitmapMeta, Frame } from '../../src/engine/timeline/frame';
+import { Timeline } from '../../src/engine/timeline/timeline';
+import { cleanupsOf, type Cleanup } from './cleanup';
+import { GuestDataTrack } from './guest-data';
+import { laneKeyOf, scanLanes, type LaneSpec } from './lanes';
+import { markersOf, type Marker } from './markers';
+import { bitRuns, differences, regranulate, union, type ValueRun } from './ranges';
+import type { RecordedRun } from './runs-format';
+
+export interface LaneState {
+  spec: LaneSpec;
+  /** The bitmap the lane shows; absent when there is none (N and C outside a job). */
+  meta?: BitmapMeta;
+  runs: ValueRun[];
+  /** Target only: granules taken from C and not yet counted as copied. */
+  inFlight?: ValueRun[];
+  /** Target only: the backup job it belongs to, or that it cannot be told. */
+  job?: string;
+  jobUnknown?: true;
+}
+
+export interface FrameView {
+  index: number;
+  frame: Frame;
+  lanes: LaneState[];
+  /** Per lane key: granules this frame changed, valued 1 where set and 0 where cleared. */
+  changed: Map<string, ValueRun[]>;
+}
+
+/** Enough for a step in either direction to reuse the frame it comes from. */
+const CACHED_FRAMES = 3;
+
+export class RunModel {
+  readonly frames: readonly Frame[];
+  readonly lanes: LaneSpec[];
+  readonly markers: Marker[];
+  readonly cleanups: Cleanup[];
+  private readonly timeline: Timeline;
+  private readonly guestData: GuestDataTrack | undefined;
+  private readonly cache = new Map<number, LaneState[]>();
+
+  constructor(readonly run: RecordedRun) {
+    this.frames = run.frames;
+    this.timeline = new Timeline(run.frames);
+    this.lanes = scanLanes(run.frames);
+    const source = this.lanes.find((lane) => lane.role === 'source');
+    this.guestData = source && new GuestDataTrack(run.frames, source.node, source.granularity);
+    this.markers = markersOf(run.frames);
+    this.cleanups = cleanupsOf(this);
+  }
+
+  get length(): number {
+    return this.frames.length;
+  }
+
+  view(index: number): FrameView {
+    const lanes = this.lanesAt(index);
+    const before = index > 0 ? this.lanesAt(index - 1) : undefined;
+    const changed = new Map<string, ValueRun[]>();
+    lanes.forEach((lane, i) => {
+      const previous = before?.[i];
+      const runs = differences(previous?.runs ?? [], lane.runs);
+      const inFlight = differences(previous?.inFlight ?? [], lane.inFlight ?? []);
+      changed.set(lane.spec.key, inFlight.length ? union(runs, inFlight) : runs);
+    });
+    return { index, frame: this.frames[index], lanes, changed };
+  }
+
+  /** Every lane's contents after frame `index`. */
+  lanesAt(index: number): LaneState[] {
+    const cached = this.cache.get(index);
+    if (cached) return cached;
+    const { bitmaps } = this.timeline.seek(index);
+    const byKey = new Map<string, LaneState>(this.lanes.map((spec) => [spec.key, { spec, runs: [] }]));
+    for (const { meta, bits } of bitmaps.values()) {
+      const key = laneKeyOf(meta);
+      const lane = key === undefined ? undefined : byKey.get(key);
+      if (!lane) continue;
+      const runs = regranulate(bitRuns(bits.extents()), meta.granularity, lane.spec.granularity);
+      // Two bitmaps in one lane happen only with several jobs at once; the lane shows both.
+      lane.runs = lane.meta ? union(lane.runs, runs) : runs;
+      lane.meta ??= meta;
+    }
+    const data = this.guestData?.at(index);
+    if (data) {
+      byKey.get('source')!.runs = data.source;
+      const target = byKey.get('target');
+      if (target) Object.assign(target, { runs: data.target, inFlight: data.inFlight, ...(data.job !== undefined && { job: data.job }), ...(data.jobUnknown && { jobUnknown: true }) });
+    }
+    const lanes = [...byKey.values()];
+    this.cache.set(index, lanes);
+    if (this.cache.size > CACHED_FRAMES) this.cache.delete(this.cache.keys().next().value!);
+    return lanes;
+  }
+}
