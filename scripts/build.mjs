@@ -1,4 +1,4 @@
-// Builds the three bundles: extension host, webview and CLI.
+// Builds the bundles: extension host, webview, CLI, and the timeline player an exported page inlines.
 import * as esbuild from 'esbuild';
 
 const watch = process.argv.includes('--watch');
@@ -8,6 +8,10 @@ const bundles = [
   { ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', external: ['vscode'] },
   { ...common, entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife' },
   { ...common, entryPoints: ['src/cli/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', banner: { js: '#!/usr/bin/env node' } },
+  // Inlined into exported pages by src/cli/html-export.ts: minified, and with its map kept beside it
+  // rather than linked, so the page never asks for a file.
+  { ...common, entryPoints: ['webview/player/main.ts'], outfile: 'dist/player.js', platform: 'browser', format: 'iife', minify: true, sourcemap: 'external' },
+  { bundle: true, minify: true, logLevel: 'warning', entryPoints: ['media/player.css'], outfile: 'dist/player.css' },
 ];
 
 if (watch) {
