@@ -86,7 +86,8 @@ export abstract class Job {
 
   /** job_create()'s end: the job joins its transaction and the job list, as `created`. Drivers call it once constructed. */
   protected register(): void {
-    this.txn.jobs.push(this);
+    // QLIST_INSERT_HEAD: a transaction lists (and completes, finalises, aborts) its newest job first.
+    this.txn.jobs.unshift(this);
     this.host.addJob(this);
     this.transition('created');
   }
