@@ -4,7 +4,7 @@
  */
 import Ajv, { type ErrorObject } from 'ajv';
 import { findNodeAtLocation, parseTree, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import { SCENARIO_SCHEMA } from './schema';
+import { SCENARIO_SCHEMA, SIZE_SCHEMA } from './schema';
 
 export type Size = number | string;
 
@@ -26,11 +26,17 @@ export interface RangeSpec {
   fails?: string;
 }
 
-export interface BitmapExpectation {
-  node: string;
-  name: string;
+/** Contents of a bitmap: its count in bytes, its dirty granules as [first, end) runs. */
+export interface BitsExpectation {
   count?: Size;
   granules?: Array<[number, number]>;
+}
+
+export interface BitmapExpectation extends BitsExpectation {
+  node: string;
+  name: string;
+  /** The successor (N) of a frozen bitmap. */
+  successor?: BitsExpectation;
   recording?: boolean;
   busy?: boolean;
   persistent?: boolean;
@@ -44,6 +50,8 @@ export interface JobExpectation {
   error?: string;
   current?: Size;
   total?: Size;
+  /** The copy bitmap (C). */
+  copy?: BitsExpectation;
   absent?: boolean;
 }
 
@@ -56,7 +64,11 @@ export interface StepSpec {
   discard?: RangeSpec;
   read?: RangeSpec;
   wait?: { event: string; data?: Record<string, unknown> };
-  expect?: { bitmap?: BitmapExpectation | BitmapExpectation[]; job?: JobExpectation };
+  /** An image of the scenario, opened again as at the start. */
+  open?: string;
+  /** QEMU killed and restarted with no nodes. */
+  crash?: true;
+  expect?: { bitmap?: BitmapExpectation | BitmapExpectation[]; job?: JobExpectation | JobExpectation[] };
 }
 
 export interface Scenario {
@@ -80,7 +92,7 @@ export class ScenarioSyntaxError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validate = ajv.compile(SCENARIO_SCHEMA);
 
 /** 1-based line and column of an offset in `text`. */
@@ -105,19 +117,29 @@ function describe(error: ErrorObject): string {
     case 'enum':
       return `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     case 'oneOf':
-      return 'must be a byte count: a number, or a string such as "64k" or "1M"';
+      return error.parentSchema === SIZE_SCHEMA
+        ? 'must be a byte count: a number, or a string such as "64k" or "1M"'
+        : 'must be one of the allowed forms';
     default:
       return error.message ?? error.keyword;
   }
 }
 
 /**
- * Of the errors ajv gives for one place, keep those that say the most: a
- * failed `oneOf` reports its branches' errors too, which only confuse.
+ * Of the errors ajv gives for one place, keep those that say the most. A byte
+ * count that fits neither of its forms says so in one message; an expectation
+ * that may be one object or a list of them is told by the errors of the form
+ * it was written in (a list, or else an object).
  */
 function relevant(errors: ErrorObject[]): ErrorObject[] {
-  const oneOfPaths = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
-  return errors.filter((e) => e.keyword === 'oneOf' || ![...oneOfPaths].some((path) => e.instancePath.startsWith(path)));
+  const oneOfs = errors.filter((e) => e.keyword === 'oneOf');
+  const isSize = (e: ErrorObject) => e.parentSchema === SIZE_SCHEMA;
+  const branch = (o: ErrorObject) => `${o.schemaPath}/${!isSize(o) && Array.isArray(o.data) ? 1 : 0}/`;
+  return errors.filter((e) => {
+    const within = oneOfs.filter((o) => o !== e && e.schemaPath.startsWith(`${o.schemaPath}/`));
+    if (within.some((o) => isSize(o) || !e.schemaPath.startsWith(branch(o)))) return false;
+    return e.keyword !== 'oneOf' || isSize(e) || !errors.some((other) => other.schemaPath.startsWith(branch(e)));
+  });
 }
 
 export function parseScenario(text: string, file = 'scenario'): Scenario {
@@ -130,15 +152,40 @@ export function parseScenario(text: string, file = 'scenario'): Scenario {
     );
   }
   const value: unknown = JSON.parse(text);
-  if (validate(value)) return value as unknown as Scenario;
+  const at = (segments: Array<string | number>, message: string): ScenarioError => {
+    const node = findNodeAtLocation(tree, segments);
+    return { path: jsonPath(segments), ...position(text, node?.offset ?? 0), message };
+  };
+  if (validate(value)) {
+    const scenario = value as unknown as Scenario;
+    const errors = imageReferences(scenario).map(([segments, message]) => at(segments, message));
+    if (errors.length) throw new ScenarioSyntaxError(file, errors);
+    return scenario;
+  }
   const errors = relevant(validate.errors ?? []).map((error) => {
     const segments = error.instancePath
       .split('/')
       .slice(1)
       .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
       .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-    const node = findNodeAtLocation(tree, segments);
-    return { path: jsonPath(segments), ...position(text, node?.offset ?? 0), message: describe(error) };
+    return at(segments, describe(error));
   });
   throw new ScenarioSyntaxError(file, errors);
+}
+
+/** Names of images used before they are declared (backing) or not declared at all (open). */
+function imageReferences(scenario: Scenario): Array<[Array<string | number>, string]> {
+  const names = scenario.images.map((image) => image.name);
+  const problems: Array<[Array<string | number>, string]> = [];
+  scenario.images.forEach((image, i) => {
+    if (image.backing !== undefined && !names.slice(0, i).includes(image.backing)) {
+      problems.push([['images', i, 'backing'], `must name an image declared before this one (${names.slice(0, i).join(', ') || 'none is'})`]);
+    }
+  });
+  scenario.steps.forEach((step, i) => {
+    if (step.open !== undefined && !names.includes(step.open)) {
+      problems.push([['steps', i, 'open'], `must name an image of this scenario: ${names.join(', ')}`]);
+    }
+  });
+  return problems;
 }

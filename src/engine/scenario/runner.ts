@@ -5,13 +5,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { DirtyBitmap } from '../dirty-bitmap';
 import { createQcow2, createRaw } from '../drivers/qcow2/create';
 import { Engine } from '../engine';
+import { BackupJob } from '../jobs/backup';
 import { QmpMonitor, type QmpEvent } from '../qmp/monitor';
 import { parseSize } from '../qemu-io';
 import type { Frame } from '../timeline/frame';
 import { Recorder } from '../timeline/recorder';
-import type { BitmapExpectation, ImageSpec, JobExpectation, RangeSpec, Scenario, Size, StepSpec } from './parse';
+import type { BitmapExpectation, BitsExpectation, ImageSpec, JobExpectation, RangeSpec, Scenario, Size, StepSpec } from './parse';
 
 export interface StepResult {
   index: number;
@@ -45,7 +47,8 @@ export function blockdevAddFor(image: ImageSpec, dir: string): Record<string, un
     ? {
         driver: 'blkdebug',
         image: file,
-        'set-state': Array.from({ length: fault.nth - 1 }, (_, i) => ({ event, state: i + 1, new_state: i + 2 })),
+        // QEMU refuses an empty list here (an option blkdebug does not know), so the first request needs none.
+        ...(fault.nth > 1 && { 'set-state': Array.from({ length: fault.nth - 1 }, (_, i) => ({ event, state: i + 1, new_state: i + 2 })) }),
         'inject-error': [{ event, state: fault.nth, errno: fault.errno ?? 5, once: true }],
       }
     : file;
@@ -101,6 +104,8 @@ export function describeStep(step: StepSpec): string {
     if (range) return `${kind} ${range.node} ${range.offset}+${range.length}`;
   }
   if (step.wait) return `wait ${step.wait.event}`;
+  if (step.open !== undefined) return `open ${step.open}`;
+  if (step.crash) return 'crash';
   if (step.expect) return 'expect';
   return 'narration';
 }
@@ -112,6 +117,21 @@ export const QEMU_IO_LINE: Record<'write' | 'zero' | 'discard' | 'read', (r: Ran
   read: (r) => `read ${r.pattern === undefined ? '' : `-P ${r.pattern} `}${bytes(r.offset)} ${bytes(r.length)}`,
 };
 
+/**
+ * A crash (SIGKILL) as the image files see it: whatever had reached them
+ * stays, and nothing the nodes would write on close (caches, persistent
+ * bitmaps, in_use cleared) does. The nodes are closed as on quit, then every
+ * file in `dir` gets back the bytes it had before; the engine is left with no
+ * nodes, as a QEMU started afresh. Jobs must be gone first.
+ */
+export function crashEngine(engine: Engine, dir: string): void {
+  if (engine.jobs.length) throw new Error(`a crash needs every job gone first; there is ${engine.jobs.map((job) => job.id).join(', ')}`);
+  const files = fs.readdirSync(dir).map((name) => path.join(dir, name)).filter((file) => fs.statSync(file).isFile());
+  const before = files.map((file) => fs.readFileSync(file));
+  engine.graph.closeAll();
+  files.forEach((file, i) => fs.writeFileSync(file, before[i]));
+}
+
 class Run {
   readonly engine = new Engine();
   readonly recorder = new Recorder(this.engine);
@@ -119,7 +139,10 @@ class Run {
   private stdout = '';
   private events: QmpEvent[] = [];
 
-  constructor() {
+  constructor(
+    private readonly images: ImageSpec[],
+    private readonly dir: string,
+  ) {
     this.engine.console = (text, stream) => {
       if (stream === 'stdout') this.stdout += text;
     };
@@ -131,17 +154,46 @@ class Run {
     return reply as { return?: unknown; error?: { class: string; desc: string } };
   }
 
+  /** The step's action (one at most), then its expectations. */
   step(step: StepSpec, failures: string[]): unknown {
+    const reply = this.act(step, failures);
+    if (step.expect?.bitmap) {
+      for (const expected of [step.expect.bitmap].flat()) this.checkBitmap(expected, failures);
+    }
+    if (step.expect?.job) {
+      for (const expected of [step.expect.job].flat()) this.checkJob(expected, failures);
+    }
+    return reply;
+  }
+
+  private act(step: StepSpec, failures: string[]): unknown {
     if (step.qmp) return this.qmp(step, failures);
     for (const kind of ['write', 'zero', 'discard', 'read'] as const) {
       if (step[kind]) return this.io(kind, step[kind]!, failures);
     }
     if (step.wait) this.wait(step.wait, failures);
-    if (step.expect?.bitmap) {
-      for (const expected of [step.expect.bitmap].flat()) this.checkBitmap(expected, failures);
-    }
-    if (step.expect?.job) this.checkJob(step.expect.job, failures);
+    if (step.open !== undefined) return this.open(step.open, failures);
+    if (step.crash) this.crash(failures);
     return undefined;
+  }
+
+  /** blockdev-add of a declared image, as at the start. */
+  open(name: string, failures: string[]): unknown {
+    const image = this.images.find((candidate) => candidate.name === name)!;
+    const reply = this.execute('blockdev-add', blockdevAddFor(image, this.dir));
+    if (reply.error) failures.push(`opening ${name}: ${reply.error.desc}`);
+    return reply;
+  }
+
+  private crash(failures: string[]): void {
+    try {
+      crashEngine(this.engine, this.dir);
+    } catch (error) {
+      failures.push(error instanceof Error ? error.message : String(error));
+    }
+    // A new QEMU has no events to tell.
+    this.events = [];
+    this.monitor.takeEvents();
   }
 
   private qmp(step: StepSpec, failures: string[]): unknown {
@@ -197,14 +249,10 @@ class Run {
     for (const key of ['recording', 'busy', 'persistent', 'inconsistent'] as const) {
       if (expected[key] !== undefined && actual[key] !== expected[key]) failures.push(`${what}: ${key} is ${actual[key]}, expected ${expected[key]}`);
     }
-    if (expected.count !== undefined && bitmap.count !== bytes(expected.count)) {
-      failures.push(`${what}: count is ${bitmap.count}, expected ${bytes(expected.count)}`);
-    }
-    if (expected.granules) {
-      const granules = [...bitmap.bits.extents()];
-      if (JSON.stringify(granules) !== JSON.stringify(expected.granules)) {
-        failures.push(`${what}: granules are ${JSON.stringify(granules)}, expected ${JSON.stringify(expected.granules)}`);
-      }
+    checkBits(what, bitmap, expected, failures);
+    if (expected.successor) {
+      if (!bitmap.successor) failures.push(`${what} has no successor`);
+      else checkBits(`${what}: its successor`, bitmap.successor, expected.successor, failures);
     }
   }
 
@@ -223,18 +271,36 @@ class Run {
     if (expected.error !== undefined && info.error !== expected.error) failures.push(`job ${expected.id}: error is ${info.error}, expected ${expected.error}`);
     if (expected.current !== undefined && info['current-progress'] !== bytes(expected.current)) failures.push(`job ${expected.id}: progress is ${info['current-progress']}, expected ${bytes(expected.current)}`);
     if (expected.total !== undefined && info['total-progress'] !== bytes(expected.total)) failures.push(`job ${expected.id}: total is ${info['total-progress']}, expected ${bytes(expected.total)}`);
+    if (expected.copy) {
+      const filter = job instanceof BackupJob && this.engine.graph.find(job.cbw.nodeName) === job.cbw ? job.cbw : undefined;
+      if (!filter) failures.push(`job ${expected.id} has no copy bitmap (no backup filter in place)`);
+      else checkBits(`job ${expected.id}: the copy bitmap`, filter.bcs.copyBitmap, expected.copy, failures);
+    }
+  }
+}
+
+function checkBits(what: string, bitmap: DirtyBitmap, expected: BitsExpectation, failures: string[]): void {
+  if (expected.count !== undefined && bitmap.count !== bytes(expected.count)) {
+    failures.push(`${what}: count is ${bitmap.count}, expected ${bytes(expected.count)}`);
+  }
+  if (expected.granules) {
+    const granules = [...bitmap.bits.extents()];
+    if (JSON.stringify(granules) !== JSON.stringify(expected.granules)) {
+      failures.push(`${what}: granules are ${JSON.stringify(granules)}, expected ${JSON.stringify(expected.granules)}`);
+    }
   }
 }
 
 /** Runs `scenario` with its images in `dir` (created there). */
 export function runScenario(scenario: Scenario, dir: string): ScenarioRun {
   createImages(scenario.images, dir);
-  const run = new Run();
+  const run = new Run(scenario.images, dir);
   const steps: StepResult[] = [];
   const setupFailures: string[] = [];
   for (const image of scenario.images) {
-    const reply = run.execute('blockdev-add', blockdevAddFor(image, dir));
-    if (reply.error) setupFailures.push(`images: opening ${image.name}: ${reply.error.desc}`);
+    const failures: string[] = [];
+    run.open(image.name, failures);
+    setupFailures.push(...failures.map((failure) => `images: ${failure}`));
   }
   if (setupFailures.length) return { frames: run.recorder.frames, steps, failures: setupFailures };
   scenario.steps.forEach((step, index) => {

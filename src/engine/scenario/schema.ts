@@ -11,6 +11,9 @@ const size = {
   ],
 };
 
+/** The schema of byte counts, which error messages describe in their own words. */
+export const SIZE_SCHEMA = size;
+
 const narration = { type: 'string', description: 'Markdown shown while this step is in force.' };
 
 const range = {
@@ -26,6 +29,20 @@ const range = {
   },
 };
 
+const granules = {
+  type: 'array',
+  description: 'Exactly these dirty granules, as [first, end) pairs.',
+  items: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, maxItems: 2 },
+};
+
+/** Contents of an anonymous bitmap a job uses, which has no name to look it up by. */
+const contents = (description: string) => ({
+  type: 'object',
+  additionalProperties: false,
+  description,
+  properties: { count: size, granules },
+});
+
 const bitmapExpectation = {
   type: 'object',
   required: ['node', 'name'],
@@ -34,11 +51,8 @@ const bitmapExpectation = {
     node: { type: 'string' },
     name: { type: 'string' },
     count: size,
-    granules: {
-      type: 'array',
-      description: 'Exactly these dirty granules, as [first, end) pairs.',
-      items: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 2, maxItems: 2 },
-    },
+    granules,
+    successor: contents('The anonymous successor (N) of a bitmap frozen by a job: it must have one, with these contents.'),
     recording: { type: 'boolean' },
     busy: { type: 'boolean' },
     persistent: { type: 'boolean' },
@@ -47,8 +61,25 @@ const bitmapExpectation = {
   },
 };
 
+const jobExpectation = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string' },
+    error: { type: 'string' },
+    current: size,
+    total: size,
+    copy: contents("The job's copy bitmap (C, at the job cluster size), while its copy-before-write filter is in place."),
+    absent: { type: 'boolean' },
+  },
+};
+
 const step = {
   type: 'object',
+  description:
+    'One action (qmp, write, zero, discard, read, wait, open or crash), optionally with expectations checked after it; or expectations alone; or narration alone.',
   additionalProperties: false,
   minProperties: 1,
   properties: {
@@ -71,24 +102,23 @@ const step = {
       properties: { event: { type: 'string' }, data: { type: 'object' } },
       description: 'Until this event came (QEMU runs jobs in real time; the engine has already settled).',
     },
+    open: {
+      type: 'string',
+      description:
+        'Opens a declared image again, with the blockdev-add it got at the start (fault included, counting afresh): after a blockdev-del or a crash.',
+    },
+    crash: {
+      const: true,
+      description:
+        'QEMU dies (SIGKILL) and starts afresh with no nodes: nothing is flushed or stored, so persistent bitmaps stay in_use on disk. Reopen images with `open`. No job may exist at that point (dismiss finished ones first).',
+    },
     expect: {
       type: 'object',
+      description: "Checked after the step's action: bitmaps by node and name, jobs by id; one object or a list of them.",
       additionalProperties: false,
       properties: {
         bitmap: { oneOf: [bitmapExpectation, { type: 'array', items: bitmapExpectation }] },
-        job: {
-          type: 'object',
-          required: ['id'],
-          additionalProperties: false,
-          properties: {
-            id: { type: 'string' },
-            status: { type: 'string' },
-            error: { type: 'string' },
-            current: size,
-            total: size,
-            absent: { type: 'boolean' },
-          },
-        },
+        job: { oneOf: [jobExpectation, { type: 'array', items: jobExpectation }] },
       },
     },
   },
