@@ -8,7 +8,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseScenario, type StepSpec } from '../../src/engine/scenario/parse';
+import { parseScenario, type ImageSpec, type StepSpec } from '../../src/engine/scenario/parse';
 import { QEMU_IO_LINE, blockdevAddFor, createImages, runScenario } from '../../src/engine/scenario/runner';
 import { QemuProcess } from '../support/qemu';
 import { skipWithout } from '../support/tools';
@@ -19,15 +19,19 @@ const files = fs.readdirSync(EXAMPLES).filter((file) => file.endsWith('.bitmapla
 const skip = skipWithout(QemuProcess.binary() !== undefined, 'QEMU (qemu-system-x86_64)');
 
 /** A scenario step as the differential runner takes it; expectations have no QMP of their own. */
-function toStep(step: StepSpec): Step | undefined {
+function toStep(step: StepSpec, images: ImageSpec[]): Step | undefined {
   if (step.qmp) return step.qmp.arguments ? { execute: step.qmp.execute, arguments: step.qmp.arguments } : { execute: step.qmp.execute };
   if (step.wait) return { waitFor: step.wait.event, ...(step.wait.data && { data: step.wait.data }) };
   for (const kind of ['write', 'zero', 'discard', 'read'] as const) {
     const range = step[kind];
     if (range) return { io: QEMU_IO_LINE[kind](range), node: range.node };
   }
+  if (step.open !== undefined) return openStep(images.find((image) => image.name === step.open)!);
+  if (step.crash) return { crash: true };
   return undefined;
 }
+
+const openStep = (image: ImageSpec): Step => ({ execute: 'blockdev-add', arguments: blockdevAddFor(image, '@DIR@') });
 
 describe('example scenarios', () => {
   for (const file of files) {
@@ -42,11 +46,12 @@ describe('example scenarios', () => {
     });
     test(`${file}: the same on QEMU 7.2`, { skip }, async () => {
       const steps: Step[] = [
-        ...scenario.images.map((image): Step => ({ execute: 'blockdev-add', arguments: blockdevAddFor(image, '@DIR@') })),
-        ...scenario.steps.map(toStep).filter((step): step is Step => step !== undefined),
+        ...scenario.images.map(openStep),
+        ...scenario.steps.map((step) => toStep(step, scenario.images)).filter((step): step is Step => step !== undefined),
       ];
       const setup = (dir: string) => createImages(scenario.images, dir);
-      const [ours, theirs] = await Promise.all([onEngine(steps, setup), onQemu(steps, setup)]);
+      const ours = await onEngine(steps, setup);
+      const theirs = await onQemu(steps, setup, ours);
       for (let i = 0; i < steps.length; i++) assert.deepEqual(ours[i], theirs[i], `step ${i}: ${theirs[i].step}`);
     });
   }

@@ -9,8 +9,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { Engine } from '../../src/engine/engine';
 import { QmpMonitor } from '../../src/engine/qmp/monitor';
+import { crashEngine } from '../../src/engine/scenario/runner';
 import { QemuProcess } from './qemu';
 
 export type Step =
@@ -22,7 +24,12 @@ export type Step =
    * already). The step before it records only its reply: its events and the
    * state after it are compared here, once the job is parked.
    */
-  | { waitFor: string; data?: Record<string, unknown> };
+  | { waitFor: string; data?: Record<string, unknown> }
+  /**
+   * QEMU is killed (SIGKILL) and started again with no nodes; the engine
+   * drops its nodes leaving the files as they were (crashEngine()).
+   */
+  | { crash: true };
 
 export interface Transcript {
   step: string;
@@ -39,14 +46,20 @@ export type Setup = (dir: string) => void;
 
 interface Side {
   execute(request: Record<string, unknown>): Promise<unknown>;
-  /** Until running jobs are parked (QEMU copies in real time; we have settled). */
-  settle(): Promise<void>;
+  /**
+   * Until running jobs are parked (QEMU copies in real time; we have settled).
+   * `agrees`, when given, says whether the state now is the one the engine
+   * recorded: then a short calm is enough, else QEMU must hold still longer.
+   */
+  settle(agrees?: () => Promise<boolean>): Promise<void>;
   /** What QEMU printed on stdout since the last call. */
   takeStdout(): string;
   /** Events since the last call. */
   takeEvents(): Array<{ event: string; data?: unknown }>;
   /** Resolves once an event like this one is among those not yet taken. */
   waitEvent(event: string, data: Record<string, unknown> | undefined): Promise<void>;
+  /** Dies without closing anything and comes back with no nodes. */
+  crash(): Promise<void>;
 }
 
 type Pending = Array<{ event: string; data?: unknown }>;
@@ -72,7 +85,7 @@ async function snapshot(side: Side): Promise<Pick<Transcript, 'nodes' | 'sha256'
   return { nodes: reply.return, sha256 };
 }
 
-function request(step: Step): Record<string, unknown> {
+function request(step: Exclude<Step, { waitFor: string } | { crash: true }>): Record<string, unknown> {
   if (!('io' in step)) return step;
   return { execute: 'human-monitor-command', arguments: { 'command-line': `qemu-io ${step.node} "${step.io}"` } };
 }
@@ -94,21 +107,26 @@ function canonical(key: string, value: unknown): unknown {
 /** qemu-io's second report line holds timings; everything else must match. */
 const withoutTimings = (stdout: string) => stdout.split('\n').filter((line) => !/ ops; .* sec \(/.test(line)).join('\n');
 
-async function record(side: Side, steps: Step[], dir: string): Promise<Transcript[]> {
-  const toSide = (step: Step) => JSON.parse(JSON.stringify(step).replaceAll('@DIR@', dir)) as Step;
+async function record(side: Side, steps: Step[], dir: string, expected?: Transcript[]): Promise<Transcript[]> {
+  const toSide = <T extends Step>(step: T) => JSON.parse(JSON.stringify(step).replaceAll('@DIR@', dir)) as T;
   const fromSide = (value: unknown): unknown =>
     JSON.parse(JSON.stringify(value ?? null).replaceAll(dir, '@DIR@').replace(/#block\d+/g, '#block'), canonical);
   const transcript: Transcript[] = [];
   for (const [i, step] of steps.entries()) {
     let reply: unknown = null;
     if ('waitFor' in step) await side.waitEvent(step.waitFor, step.data);
+    else if ('crash' in step) await side.crash();
     else reply = fromSide(await side.execute(request(toSide(step))));
-    await side.settle();
+    const next = steps[i + 1];
+    const compared = !(next && 'waitFor' in next);
+    const want = compared ? expected?.[i] : undefined;
+    await side.settle(
+      want && (async () => isDeepStrictEqual(fromSide(await snapshot(side)), fromSide({ nodes: want.nodes, sha256: want.sha256 }))),
+    );
     // QEMU prints before it replies, but its stdout pipe may be read a moment later.
     if ('io' in step) await new Promise((resolve) => setTimeout(resolve, 10));
     const entry: Transcript = { step: JSON.stringify(step), reply, events: [], stdout: '', nodes: null, sha256: {} };
-    const next = steps[i + 1];
-    if (!(next && 'waitFor' in next)) {
+    if (compared) {
       entry.stdout = withoutTimings(side.takeStdout());
       entry.events = side.takeEvents().map(({ event, data }) => fromSide({ event, data }));
       Object.assign(entry, fromSide(await snapshot(side)));
@@ -122,17 +140,28 @@ async function record(side: Side, steps: Step[], dir: string): Promise<Transcrip
  * While a job runs on QEMU, its copying goes on after the command returned:
  * poll until the running jobs' progress holds still (a rate-limited job has
  * copied its chunk and sleeps), within two seconds.
+ *
+ * On a loaded machine a chunk in flight can hold the progress still for
+ * longer than three polls. With `agrees` (the state is the engine's) a short
+ * calm of 20 ms ends the wait; a state that differs is taken only after it
+ * held for 300 ms, so a difference is reported only once QEMU has parked.
  */
-async function parked(execute: (message: Record<string, unknown>) => Promise<unknown>): Promise<void> {
+async function parked(execute: (message: Record<string, unknown>) => Promise<unknown>, agrees?: () => Promise<boolean>): Promise<void> {
   let last = '';
   let same = 0;
-  for (const deadline = Date.now() + 2000; Date.now() < deadline && same < 3; ) {
+  let since = Date.now();
+  for (const deadline = Date.now() + (agrees ? 5000 : 2000); Date.now() < deadline; ) {
     const reply = (await execute({ execute: 'query-block-jobs' })) as { return?: Array<{ status: string }> };
-    const running = (reply.return ?? []).filter((job) => job.status === 'running');
-    if (!running.length) return;
-    const now = JSON.stringify(running);
-    same = now === last ? same + 1 : 0;
+    const jobs = reply.return ?? [];
+    // A job QEMU drains right after it started is `paused` for a moment: with `agrees`, every job must hold still.
+    const watched = agrees ? jobs : jobs.filter((job) => job.status === 'running');
+    if (!watched.length) return;
+    const now = JSON.stringify(watched);
+    if (now === last) same++;
+    else [same, since] = [0, Date.now()];
     last = now;
+    const calm = Date.now() - since;
+    if (!agrees ? same >= 3 : calm >= 300 || (calm >= 20 && (await agrees()))) return;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
@@ -147,9 +176,13 @@ async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => P
   }
 }
 
-export function onQemu(steps: Step[], setup?: Setup): Promise<Transcript[]> {
+/**
+ * `expected`, the engine's transcript of the same steps, lets the wait for
+ * parked jobs end as soon as QEMU holds the engine's state (see parked()).
+ */
+export function onQemu(steps: Step[], setup?: Setup, expected?: Transcript[]): Promise<Transcript[]> {
   return inScratchDir(setup, async (dir) => {
-    const qemu = await QemuProcess.start({ cwd: dir });
+    let qemu = await QemuProcess.start({ cwd: dir });
     try {
       let seen = 0;
       const takeStdout = () => {
@@ -167,8 +200,14 @@ export function onQemu(steps: Step[], setup?: Setup): Promise<Transcript[]> {
         }
       };
       const execute = (message: Record<string, unknown>) => qemu.sendRaw(JSON.stringify(message));
-      const settle = () => parked((message) => qemu.sendRaw(JSON.stringify(message)));
-      return await record({ execute, settle, takeStdout, takeEvents, waitEvent }, steps, dir);
+      const settle = (agrees?: () => Promise<boolean>) => parked((message) => qemu.sendRaw(JSON.stringify(message)), agrees);
+      const crash = async () => {
+        await qemu.crash();
+        qemu = await QemuProcess.start({ cwd: dir });
+        seen = 0;
+        eventsSeen = 0;
+      };
+      return await record({ execute, settle, takeStdout, takeEvents, waitEvent, crash }, steps, dir, expected);
     } finally {
       await qemu.quit();
     }
@@ -200,6 +239,14 @@ export function onEngine(steps: Step[], setup?: Setup): Promise<Transcript[]> {
       // We have settled: an event that has not come would never come.
       if (!matches(pending, event, data)) throw new Error(`engine: no ${event} ${JSON.stringify(data)} after settling`);
     };
-    return record({ execute, settle: async () => {}, takeStdout, takeEvents, waitEvent }, steps, dir).finally(() => execute({ execute: 'quit' }));
+    const crash = async () => {
+      crashEngine(engine, dir);
+      printed = '';
+      pending = [];
+      monitor.takeEvents();
+    };
+    return record({ execute, settle: async () => {}, takeStdout, takeEvents, waitEvent, crash }, steps, dir).finally(() =>
+      execute({ execute: 'quit' }),
+    );
   });
 }

@@ -114,6 +114,13 @@ export class QemuProcess {
     }
   }
 
+  /** SIGKILL, as a crash: nothing is flushed or closed; resolves once the process is gone (and its image locks with it). */
+  async crash(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await withTimeout(this.exited, 'QEMU to die');
+    this.kill();
+  }
+
   kill(): void {
     live.delete(this);
     this.socket?.destroy();
