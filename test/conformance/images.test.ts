@@ -139,6 +139,20 @@ const scenarios: Array<[string, Setup, Step[]]> = [
       io('r0', 'flush'),
     ],
   ],
+  [
+    'blkdebug: an empty rule list is an option blkdebug does not know',
+    rawImages({ 'a.raw': MiB }),
+    [
+      qmp('blockdev-add', { driver: 'raw', 'node-name': 'r0', file: { driver: 'blkdebug', image: fileRef('a.raw'), 'set-state': [], 'inject-error': [] } }),
+      qmp('blockdev-add', {
+        driver: 'raw',
+        'node-name': 'r0',
+        file: { driver: 'blkdebug', image: fileRef('a.raw'), 'set-state': [{ event: 'read_aio', new_state: 2 }], 'inject-error': [] },
+      }),
+      qmp('blockdev-add', { driver: 'blkdebug', 'node-name': 'b0', image: fileRef('a.raw'), 'set-state': [] }),
+      qmp('blockdev-add', { driver: 'raw', 'node-name': 'r0', file: { driver: 'blkdebug', image: fileRef('a.raw'), 'inject-error': [{ event: 'read_aio' }] } }),
+    ],
+  ],
 ];
 
 describe('image nodes and qemu-io against QEMU 7.2', { skip }, () => {

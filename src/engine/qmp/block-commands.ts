@@ -7,6 +7,7 @@ import { NullNode, type NullOptions } from '../drivers/null-co';
 import { backingPath, openQcow2 } from '../drivers/open-image';
 import { Qcow2Node, type Qcow2Options } from '../drivers/qcow2/qcow2-node';
 import { RawNode } from '../drivers/raw';
+import { qdictOrder } from '../qobject';
 import { genericError } from '../qmp-error';
 import { arrayOf, bool, enumOf, int, str, struct, uint64, type Members, type QapiType } from './qapi';
 
@@ -160,7 +161,14 @@ export class NodeOpener {
         const name = this.name(options);
         if (options.config !== undefined) throw genericError('Bitmap Lab does not read blkdebug config files');
         const image = this.child(options.image as BlockdevRef, common);
-        return new BlkdebugNode(name, image, (options['inject-error'] ?? []) as InjectErrorOptions[], (options['set-state'] ?? []) as SetStateOptions[], common);
+        const node = new BlkdebugNode(name, image, (options['inject-error'] ?? []) as InjectErrorOptions[], (options['set-state'] ?? []) as SetStateOptions[], common);
+        // qdict_flatten() keeps an empty list as it is, under a key blkdebug does not read: bdrv_open_inherit() refuses the leftover.
+        const empty = (['inject-error', 'set-state'] as const).filter((key) => Array.isArray(options[key]) && (options[key] as unknown[]).length === 0);
+        if (empty.length) {
+          node.close();
+          throw genericError(`Block protocol 'blkdebug' doesn't support the option '${qdictOrder(empty)[0]}'`);
+        }
+        return node;
       }
       case 'qcow2': {
         if (options.encrypt !== undefined) throw genericError('Bitmap Lab does not open encrypted qcow2 images');
