@@ -135,10 +135,13 @@ function relevant(errors: ErrorObject[]): ErrorObject[] {
   const oneOfs = errors.filter((e) => e.keyword === 'oneOf');
   const isSize = (e: ErrorObject) => e.parentSchema === SIZE_SCHEMA;
   const branch = (o: ErrorObject) => `${o.schemaPath}/${!isSize(o) && Array.isArray(o.data) ? 1 : 0}/`;
+  // Under `o` in the schema and in the document (schema paths are the same for every step).
+  const under = (e: ErrorObject, o: ErrorObject, prefix = `${o.schemaPath}/`) =>
+    e !== o && e.schemaPath.startsWith(prefix) && (e.instancePath === o.instancePath || e.instancePath.startsWith(`${o.instancePath}/`));
   return errors.filter((e) => {
-    const within = oneOfs.filter((o) => o !== e && e.schemaPath.startsWith(`${o.schemaPath}/`));
+    const within = oneOfs.filter((o) => under(e, o));
     if (within.some((o) => isSize(o) || !e.schemaPath.startsWith(branch(o)))) return false;
-    return e.keyword !== 'oneOf' || isSize(e) || !errors.some((other) => other.schemaPath.startsWith(branch(e)));
+    return e.keyword !== 'oneOf' || isSize(e) || !errors.some((other) => under(other, e, branch(e)));
   });
 }
 

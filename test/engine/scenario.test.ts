@@ -1,0 +1,122 @@
+/**
+ * The scenario format's parts that the examples do not exercise when they
+ * hold: errors for misnamed images and malformed expectations, and what the
+ * runner says when an open, a crash or an expectation cannot be met.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ScenarioSyntaxError, parseScenario, type Scenario } from '../../src/engine/scenario/parse';
+import { blockdevAddFor, runScenario } from '../../src/engine/scenario/runner';
+
+const image = { name: 'drive0', format: 'qcow2', size: '4M' };
+
+/** The error lines a scenario gives, without the file name. */
+function errors(scenario: unknown): string[] {
+  try {
+    parseScenario(JSON.stringify(scenario, null, 2), 'f');
+  } catch (error) {
+    if (error instanceof ScenarioSyntaxError) return error.errors.map((e) => `${e.line}: ${e.path}: ${e.message}`);
+    throw error;
+  }
+  return [];
+}
+
+function run(scenario: Scenario): string[] {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-scenario-'));
+  try {
+    return runScenario(scenario, dir).failures;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('open and backing must name images of the scenario; backing one declared before', () => {
+  assert.deepEqual(
+    errors({
+      title: 't',
+      images: [{ ...image, backing: 'base' }, { ...image, name: 'base' }],
+      steps: [{ open: 'drive1' }, { crash: true }, { open: 'base' }],
+    }),
+    ['8: images[0].backing: must name an image declared before this one (none is)', '18: steps[0].open: must name an image of this scenario: drive0, base'],
+  );
+  assert.deepEqual(errors({ title: 't', images: [image], steps: [{ crash: false }] }), ['12: steps[0].crash: must be equal to constant']);
+});
+
+test('an expectation, one or a list, is told by the errors of the form it was written in', () => {
+  const steps = [
+    { expect: { job: { id: 'j', bogus: 1 } } },
+    { expect: { job: [{ id: 'j', total: '1Q' }, { id: 'k', copy: { count: 'x' } }] } },
+    { expect: { bitmap: [{ node: 'drive0' }] } },
+    { expect: { bitmap: { node: 'drive0', name: 'b', successor: { granules: [[1]] } } } },
+  ];
+  assert.deepEqual(
+    errors({ title: 't', images: [image], steps }).map((line) => line.replace(/^\d+: /, '')),
+    [
+      "steps[0].expect.job: unexpected member 'bogus'",
+      'steps[1].expect.job[0].total: must be a byte count: a number, or a string such as "64k" or "1M"',
+      'steps[1].expect.job[1].copy.count: must be a byte count: a number, or a string such as "64k" or "1M"',
+      "steps[2].expect.bitmap[0]: missing member 'name'",
+      'steps[3].expect.bitmap.successor.granules[0]: must NOT have fewer than 2 items',
+    ],
+  );
+});
+
+test('a fault on the first request compiles to blkdebug without an empty set-state, which QEMU refuses', () => {
+  const add = blockdevAddFor({ name: 'd', format: 'qcow2', size: 1, faults: [{ on: 'write', nth: 1 }] }, '/x') as { file: Record<string, unknown> };
+  assert.deepEqual(add.file, {
+    driver: 'blkdebug',
+    image: { driver: 'file', filename: '/x/d.qcow2' },
+    'inject-error': [{ event: 'write_aio', state: 1, errno: 5, once: true }],
+  });
+});
+
+test('a crash needs every job gone; the images are closed and can be opened again', () => {
+  const backup = { 'job-id': 'j', device: 'drive0', target: 'backup0', sync: 'full', speed: 1, 'auto-dismiss': false };
+  const failures = run({
+    title: 't',
+    images: [image as Scenario['images'][0], { ...image, name: 'backup0' } as Scenario['images'][0]],
+    steps: [
+      { qmp: { execute: 'blockdev-backup', arguments: backup } },
+      { crash: true },
+      { qmp: { execute: 'job-cancel', arguments: { id: 'j' } } },
+      { qmp: { execute: 'job-dismiss', arguments: { id: 'j' } }, expect: { job: { id: 'j', absent: true } } },
+      { crash: true, expect: { bitmap: { node: 'drive0', name: 'any', absent: true } } },
+      { qmp: { execute: 'query-named-block-nodes' } },
+      { open: 'drive0' },
+      { open: 'drive0' },
+    ],
+  });
+  assert.deepEqual(failures, [
+    'steps[1]: a crash needs every job gone first; there is j',
+    "steps[7]: opening drive0: Duplicate nodes with node-name='drive0'",
+  ]);
+});
+
+test('successor and copy-bitmap expectations name what is missing or different', () => {
+  const failures = run({
+    title: 't',
+    images: [image as Scenario['images'][0], { ...image, name: 'backup0' } as Scenario['images'][0]],
+    steps: [
+      { qmp: { execute: 'block-dirty-bitmap-add', arguments: { node: 'drive0', name: 'b' } } },
+      { write: { node: 'drive0', offset: 0, length: '128k' }, expect: { bitmap: { node: 'drive0', name: 'b', successor: { count: 0 } } } },
+      {
+        qmp: {
+          execute: 'blockdev-backup',
+          arguments: { 'job-id': 'j', device: 'drive0', target: 'backup0', sync: 'bitmap', bitmap: 'b', 'bitmap-mode': 'always', speed: 1, 'auto-dismiss': false, 'x-perf': { 'max-workers': 1, 'max-chunk': 65536 } },
+        },
+        expect: { bitmap: { node: 'drive0', name: 'b', successor: { count: '64k' } }, job: { id: 'j', copy: { granules: [[0, 2]] } } },
+      },
+      { qmp: { execute: 'block-job-set-speed', arguments: { device: 'j', speed: 0 } } },
+      { wait: { event: 'BLOCK_JOB_COMPLETED' }, expect: { job: { id: 'j', copy: { count: 0 } } } },
+    ],
+  });
+  assert.deepEqual(failures, [
+    'steps[1]: bitmap drive0/b has no successor',
+    'steps[2]: bitmap drive0/b: its successor: count is 0, expected 65536',
+    'steps[2]: job j: the copy bitmap: granules are [[1,2]], expected [[0,2]]',
+    'steps[4]: job j has no copy bitmap (no backup filter in place)',
+  ]);
+});
