@@ -1,15 +1,33 @@
 /**
  * A lane of at most MAX_CELL_GRANULES granules: one SVG rect per granule,
- * joined by granule so cells keep their elements and a change of fill can
- * transition. What the frame changed is outlined on top, row segment by row
- * segment: a solid outline where granules were set, a dashed one where they
- * were cleared, so the change reads without colour.
+ * joined by granule, so cells keep their elements from frame to frame. The
+ * join runs when the layout changes; a step only rewrites the class of the
+ * cells whose state changed, since setting every cell's attributes at every
+ * step costs more than the rest of the frame. Fills transition only on steps
+ * that change few cells: thousands of simultaneous CSS transitions take
+ * Chromium hundreds of milliseconds per frame (bench/webview).
+ *
+ * What the frame changed is outlined on top, row segment by row segment: a
+ * solid outline where granules were set, a dashed one where they were
+ * cleared, so the change reads without colour.
  */
 import { range, type Selection } from 'd3';
 import type { LaneGeometry } from '../geometry';
 import type { CellLayout } from './layout';
 import { writeStyle, type LaneContent } from './lane-content';
-import { toCells, type ValueRun } from './ranges';
+import { countOf, toCells, type ValueRun } from './ranges';
+
+/** Steps changing more cells than this swap fills at once. */
+const MAX_TRANSITIONS = 256;
+
+/** What a lane's SVG shows, so the next step touches only what differs. */
+interface Drawn {
+  layout: string;
+  rects: SVGRectElement[];
+  classes: string[];
+}
+
+const drawn = new WeakMap<SVGSVGElement, Drawn>();
 
 interface Segment {
   key: string;
@@ -33,20 +51,37 @@ export function drawCells(svg: Selection<SVGSVGElement, unknown, null, undefined
     return content.kind === 'bitmap' ? 'cell on' : `cell on ${data(value)}`;
   };
 
-  svg.attr('width', layout.width).attr('height', layout.height).attr('aria-hidden', 'true').classed('absent', content.absent);
   svg
-    .selectAll<SVGGElement, null>('g.cells')
-    .data([null])
-    .join('g')
-    .attr('class', 'cells')
-    .selectAll<SVGRectElement, number>('rect')
-    .data(range(granules), (granule) => granule)
-    .join('rect')
-    .attr('x', (granule) => (granule % columns) * pitch)
-    .attr('y', (granule) => Math.floor(granule / columns) * pitch)
-    .attr('width', size)
-    .attr('height', size)
-    .attr('class', cellClass);
+    .attr('width', layout.width)
+    .attr('height', layout.height)
+    .attr('aria-hidden', 'true')
+    .classed('absent', content.absent)
+    .classed('animate', countOf(content.changed) <= MAX_TRANSITIONS);
+  const node = svg.node()!;
+  const key = `${granules}/${columns}/${pitch}`;
+  let state = drawn.get(node);
+  if (state?.layout !== key) {
+    const rects = svg
+      .selectAll<SVGGElement, null>('g.cells')
+      .data([null])
+      .join('g')
+      .attr('class', 'cells')
+      .selectAll<SVGRectElement, number>('rect')
+      .data(range(granules), (granule) => granule)
+      .join('rect')
+      .attr('x', (granule) => (granule % columns) * pitch)
+      .attr('y', (granule) => Math.floor(granule / columns) * pitch)
+      .attr('width', size)
+      .attr('height', size);
+    state = { layout: key, rects: rects.nodes(), classes: [] };
+    drawn.set(node, state);
+  }
+  for (let granule = 0; granule < granules; granule++) {
+    const name = cellClass(granule);
+    if (state.classes[granule] === name) continue;
+    state.classes[granule] = name;
+    state.rects[granule].setAttribute('class', name);
+  }
 
   svg
     .selectAll<SVGGElement, null>('g.changes')

@@ -21,7 +21,19 @@ const TINT_ALPHA = 0.3;
 /** ↑/↓ move this many columns. */
 const ROW_LENGTH = 10;
 
-const pairs = (runs: readonly ValueRun[]) => runs.map(([start, end]): [number, number] => [start, end]);
+/** columnCounts reads only a run's first two members, so value runs serve as they are, without a copy per extent. */
+const pairs = (runs: readonly ValueRun[]) => runs as unknown as Array<[number, number]>;
+
+/**
+ * Theme colours by name, as the stylesheet resolved them: the canvas cannot
+ * use CSS variables. Read once per theme, since reading computed style after
+ * the step has changed the DOM forces a style pass in the middle of drawing.
+ */
+const colours = new Map<string, string>();
+
+export function forgetThemeColours(): void {
+  colours.clear();
+}
 
 export function drawDensity(canvas: HTMLCanvasElement, content: LaneContent, width: number): LaneGeometry {
   const { granules } = content;
@@ -41,8 +53,13 @@ export function drawDensity(canvas: HTMLCanvasElement, content: LaneContent, wid
   if (context) {
     context.setTransform(scale, 0, 0, scale, 0, 0);
     context.clearRect(0, 0, columns, DENSITY_HEIGHT);
-    const style = getComputedStyle(canvas);
-    const colour = (name: string) => style.getPropertyValue(name).trim();
+    // --lane-colour differs by lane, so it is cached per role.
+    const colour = (name: string) => {
+      const key = name === '--lane-colour' ? `${name}:${canvas.closest('.lane')?.getAttribute('data-role')}:${canvas.closest('.lane')?.getAttribute('data-state')}` : name;
+      let value = colours.get(key);
+      if (value === undefined) colours.set(key, (value = getComputedStyle(canvas).getPropertyValue(name).trim()));
+      return value;
+    };
     context.fillStyle = colour('--lab-clean');
     context.fillRect(0, BAR_TOP, columns, BAR);
     for (const { fill, counts } of layers(content, columns, colour)) paintBars(context, fill, counts, span, columns);

@@ -6,7 +6,7 @@ import type { BitmapMeta, Frame } from '../../src/engine/timeline/frame';
 import { formatBytes, hex, plural } from '../format';
 import type { LaneSpec } from './lanes';
 import type { MarkerKind } from './markers';
-import { combine, countOf, type ValueRun } from './ranges';
+import { clip, countOf, type ValueRun } from './ranges';
 import type { FrameView, LaneState, RunModel } from './run-model';
 
 export interface FrameEvent {
@@ -113,12 +113,12 @@ export function granuleDetails(view: FrameView, lane: LaneState, first: number, 
   const endByte = Math.min(end * spec.granularity, spec.size);
   const lines = [`${title} · ${where}`, `bytes [${hex(startByte)}, ${hex(endByte)}) · ${formatBytes(endByte - startByte)}`];
   lines.push(contents(lane, first, end));
-  const changed = within(view.changed.get(spec.key) ?? [], first, end);
+  const changed = clip(view.changed.get(spec.key) ?? [], first, end);
   if (changed.length) lines.push(`changed in this frame: ${changed.some(([, , v]) => v === 1) ? 'set' : 'cleared'}`);
   // The filter's own bitmaps are its bookkeeping, not dirty data a backup would copy.
   const holders = view.lanes
     .filter((other) => other.meta && isBitmapLane(other.spec) && !other.spec.optional)
-    .filter((other) => within(other.runs, Math.floor(startByte / other.spec.granularity), Math.ceil(endByte / other.spec.granularity)).length)
+    .filter((other) => clip(other.runs, Math.floor(startByte / other.spec.granularity), Math.ceil(endByte / other.spec.granularity)).length)
     .map((other) => laneTitle(other.spec, other.meta, undefined))
     .map(({ name, symbol }) => (name.endsWith(symbol) ? name : `${name} (${symbol})`));
   lines.push(holders.length ? `dirty in: ${holders.join(', ')}` : 'dirty in no bitmap');
@@ -127,19 +127,16 @@ export function granuleDetails(view: FrameView, lane: LaneState, first: number, 
 
 const isBitmapLane = (spec: LaneSpec) => spec.role !== 'source' && spec.role !== 'target';
 
-/** The runs clipped to [first, end). */
-const within = (runs: readonly ValueRun[], first: number, end: number) =>
-  combine(runs, [[first, end, 0]], (inRuns, inRange) => inRuns !== undefined && inRange !== undefined, (value) => value!);
 
 function contents(lane: LaneState, first: number, end: number): string {
-  const runs = within(lane.runs, first, end);
+  const runs = clip(lane.runs, first, end);
   const span = end - first;
   if (!lane.meta && isBitmapLane(lane.spec)) return absentNote(lane.spec);
   if (isBitmapLane(lane.spec)) {
     const dirty = countOf(runs);
     return span === 1 ? (dirty ? 'dirty' : 'clean') : `${dirty.toLocaleString('en-US')} of ${span.toLocaleString('en-US')} dirty`;
   }
-  const flight = within(lane.inFlight ?? [], first, end);
+  const flight = clip(lane.inFlight ?? [], first, end);
   if (flight.length) return `in flight: taken from C, ${dataText(flight)}`;
   if (!runs.length) return lane.spec.role === 'source' ? 'not written during the recording' : 'not copied';
   const verb = lane.spec.role === 'source' ? 'holds' : 'copied:';

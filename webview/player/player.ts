@@ -5,8 +5,9 @@
  * two runs, so `on-success` and `always` can be compared frame by frame).
  * The page address keeps each run's frame, so a reload comes back to it.
  */
-import { interval, select, type Selection, type Timer } from 'd3';
+import { interval, select, timeout, type Selection, type Timer } from 'd3';
 import { hideTooltip } from '../cursor';
+import { forgetThemeColours } from './density-lane';
 import { comparison, KEYS, legend, writePatterns } from './legend';
 import { nextMarker, type MarkerKind } from './markers';
 import { RunModel } from './run-model';
@@ -16,6 +17,7 @@ import type { RecordedRun } from './runs-format';
 /** Frames per second. */
 const SPEEDS = [0.5, 1, 2, 4, 8, 16, 30];
 const DEFAULT_SPEED = 8;
+const SAVE_AFTER_MS = 300;
 
 const JUMP_KEYS: Record<string, MarkerKind> = { f: 'failure', c: 'cleanup', w: 'write', j: 'job' };
 
@@ -28,6 +30,7 @@ export class Player {
   private timer: Timer | undefined;
   /** The runs the timer moves. */
   private playing: RunPanel[] = [];
+  private saving: Timer | undefined;
   private readonly announcer: HTMLElement;
 
   constructor(root: HTMLElement, runs: RecordedRun[], title: string) {
@@ -129,7 +132,16 @@ export class Player {
     if (!this.timer || panel.model.markers.some((m) => m.frame === panel.index && m.kind !== 'copy')) {
       this.announcer.textContent = panel.announcement();
     }
-    if (!this.timer) saveFrames(this.panels.map((p) => p.index));
+    if (!this.timer) this.saveFrames();
+  }
+
+  /**
+   * Into the page address, once stepping pauses: browsers throttle a page
+   * that rewrites its address dozens of times a second.
+   */
+  private saveFrames(): void {
+    this.saving?.stop();
+    this.saving = timeout(() => history.replaceState(null, '', `#frames=${this.panels.map((p) => p.index).join(',')}`), SAVE_AFTER_MS);
   }
 
   private activate(panel: RunPanel): void {
@@ -162,7 +174,7 @@ export class Player {
     this.timer.stop();
     this.timer = undefined;
     for (const panel of this.playing) panel.setPlaying(false);
-    saveFrames(this.panels.map((p) => p.index));
+    this.saveFrames();
   }
 
   private setSpeed(speed: number): void {
@@ -177,7 +189,7 @@ export class Player {
 
   private key(event: KeyboardEvent): void {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
-    const target = event.target as HTMLElement;
+    const target = event.target instanceof Element ? event.target : document.body;
     if (target.closest('input, select, textarea')) return;
     const key = event.key;
     const panel = this.active;
@@ -208,6 +220,7 @@ export class Player {
 
   private drawAll(): void {
     hideTooltip();
+    forgetThemeColours();
     for (const panel of this.panels) panel.draw(this.showOptional);
   }
 
@@ -239,8 +252,4 @@ export class Player {
 function savedFrames(): number[] {
   const match = /frames=([\d,]+)/.exec(location.hash);
   return match ? match[1].split(',').map(Number) : [];
-}
-
-function saveFrames(frames: number[]): void {
-  history.replaceState(null, '', `#frames=${frames.join(',')}`);
 }

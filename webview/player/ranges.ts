@@ -67,19 +67,30 @@ export function erase(runs: readonly ValueRun[], start: number, end: number): Va
   return combine(runs, [[start, end, 0]], (x, y) => x !== undefined && y === undefined);
 }
 
-/** The value at `granule`, or undefined; binary search. */
-export function valueAt(runs: readonly ValueRun[], granule: number): number | undefined {
+/** The index of the first run that ends after `granule`; binary search. */
+function firstEndingAfter(runs: readonly ValueRun[], granule: number): number {
   let lo = 0;
-  let hi = runs.length - 1;
-  while (lo <= hi) {
+  let hi = runs.length;
+  while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const [start, end, value] = runs[mid];
-    if (granule < start) hi = mid - 1;
-    else if (granule >= end) lo = mid + 1;
-    else return value;
+    if (runs[mid][1] <= granule) lo = mid + 1;
+    else hi = mid;
   }
-  return undefined;
+  return lo;
 }
+
+/** The runs clipped to [first, end), found by binary search: hover details on a huge lane stay cheap. */
+export function clip(runs: readonly ValueRun[], first: number, end: number): ValueRun[] {
+  const out: ValueRun[] = [];
+  for (let i = firstEndingAfter(runs, first); i < runs.length && runs[i][0] < end; i++) {
+    const [start, stop, value] = runs[i];
+    out.push([Math.max(start, first), Math.min(stop, end), value]);
+  }
+  return out;
+}
+
+/** The value at `granule`, or undefined. */
+export const valueAt = (runs: readonly ValueRun[], granule: number): number | undefined => clip(runs, granule, granule + 1)[0]?.[2];
 
 /** One entry per granule (for cell lanes): the value plus one, 0 where there is no run. */
 export function toCells(runs: readonly ValueRun[], granules: number): Int32Array {

@@ -22,6 +22,8 @@ export interface LaneState {
   /** Target only: the backup job it belongs to, or that it cannot be told. */
   job?: string;
   jobUnknown?: true;
+  /** More than one bitmap is drawn in the lane (several jobs at once). */
+  merged?: true;
 }
 
 export interface FrameView {
@@ -62,13 +64,31 @@ export class RunModel {
     const lanes = this.lanesAt(index);
     const before = index > 0 ? this.lanesAt(index - 1) : undefined;
     const changed = new Map<string, ValueRun[]>();
+    const frame = this.frames[index];
     lanes.forEach((lane, i) => {
       const previous = before?.[i];
-      const runs = differences(previous?.runs ?? [], lane.runs);
+      const runs = this.recordedChange(frame, lane, previous) ?? differences(previous?.runs ?? [], lane.runs);
       const inFlight = differences(previous?.inFlight ?? [], lane.inFlight ?? []);
       changed.set(lane.spec.key, inFlight.length ? union(runs, inFlight) : runs);
     });
-    return { index, frame: this.frames[index], lanes, changed };
+    return { index, frame, lanes, changed };
+  }
+
+  /**
+   * When a lane shows the same single bitmap as in the previous frame, the
+   * frame's own record of flipped granules is what changed, and it costs what
+   * the change costs instead of a pass over every extent.
+   */
+  private recordedChange(frame: Frame, lane: LaneState, previous: LaneState | undefined): ValueRun[] | undefined {
+    if (!lane.meta || lane.merged || previous?.meta?.id !== lane.meta.id || previous.merged) return undefined;
+    const change = frame.bitmaps.find((c) => c.id === lane.meta!.id);
+    if (!change) return [];
+    const { granularity } = lane.meta;
+    const flipped: ValueRun[] = [
+      ...change.set.map(([start, end]): ValueRun => [start, end, 1]),
+      ...change.cleared.map(([start, end]): ValueRun => [start, end, 0]),
+    ].sort((a, b) => a[0] - b[0]);
+    return regranulate(flipped, granularity, lane.spec.granularity);
   }
 
   /** Every lane's contents after frame `index`. */
@@ -83,8 +103,8 @@ export class RunModel {
       if (!lane) continue;
       const runs = regranulate(bitRuns(bits.extents()), meta.granularity, lane.spec.granularity);
       // Two bitmaps in one lane happen only with several jobs at once; the lane shows both.
-      lane.runs = lane.meta ? union(lane.runs, runs) : runs;
-      lane.meta ??= meta;
+      if (lane.meta) Object.assign(lane, { runs: union(lane.runs, runs), merged: true });
+      else Object.assign(lane, { runs, meta });
     }
     const data = this.guestData?.at(index);
     if (data) {
