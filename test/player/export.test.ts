@@ -83,6 +83,9 @@ test('each run gets labelled lanes: source, S, N, C, target, one cell per granul
       ],
     );
   }
+  // The filter's bitmaps are there on demand.
+  await open.page.check('.page-controls input[type="checkbox"]:not(#link-runs)');
+  assert.deepEqual((await readRuns(open.page))[1].lanes.map((lane) => lane.symbol), ['src', 'B', 'N', 'C', 'D', 'A', 'tgt']);
   assert.deepEqual(
     await open.page.$$eval('.run h2', (titles) => titles.map((t) => t.textContent)),
     ['1A failed incremental backup, bitmap-mode on-success', '2A failed incremental backup, bitmap-mode always'],
