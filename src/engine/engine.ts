@@ -57,11 +57,28 @@ export class Engine implements BackupHost {
    * QEMU drains like this whenever a block backend is attached or detached.
    */
   drain(node: BlockNode): void {
-    const above = this.jobs.filter((job) => job.nodes().some((root) => this.graph.reaches(root, node)));
-    for (const job of above) job.pause();
+    this.drainEnd(this.drainBegin(node));
+  }
+
+  /** bdrv_drained_begin(): the jobs above `node` pause at their next pause point; returns them for drainEnd(). */
+  drainBegin(node: BlockNode): Job[] {
+    const jobs = this.jobs.filter((job) => job.nodes().some((root) => this.graph.reaches(root, node)));
+    for (const job of jobs) job.pause();
     this.scheduler.settle();
-    for (const job of above) job.resume();
+    return jobs;
+  }
+
+  /** bdrv_drained_end(): each job resumes at once, up to its next wait. */
+  drainEnd(jobs: Job[]): void {
+    for (const job of jobs) job.resume();
+  }
+
+  /** bdrv_drain_all(): every job pauses at its next pause point and resumes. */
+  drainAll(): void {
+    const jobs = [...this.jobs];
+    for (const job of jobs) job.pause();
     this.scheduler.settle();
+    this.drainEnd(jobs);
   }
 
   addJob(job: Job): void {

@@ -31,6 +31,8 @@ export class Scheduler {
   now = 0;
   /** Called after every task (the timeline cuts a frame there). */
   onStep: ((label: string) => void) | undefined;
+  /** The coroutine running now, if any (qemu_in_coroutine()). */
+  current: Coroutine | undefined;
   private seq = 0;
   private queue: Task[] = [];
 
@@ -110,6 +112,20 @@ export class Signal {
     this.waiters = [];
     for (const coroutine of waiters) coroutine.wake();
   }
+
+  /**
+   * aio_co_wake() from outside any coroutine: the waiters run now, up to
+   * their next wait; from inside one, they are queued as fire() does.
+   */
+  fireNow(scheduler: Scheduler): void {
+    if (scheduler.current) {
+      this.fire();
+      return;
+    }
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const coroutine of waiters) coroutine.resume();
+  }
 }
 
 export class Coroutine {
@@ -137,7 +153,14 @@ export class Coroutine {
   /** Runs the body until it next waits. */
   resume(): void {
     this.scheduled = false;
-    const next = this.body.next();
+    const outer = this.scheduler.current;
+    this.scheduler.current = this;
+    let next: IteratorResult<Wait, void>;
+    try {
+      next = this.body.next();
+    } finally {
+      this.scheduler.current = outer;
+    }
     if (next.done) {
       this.done = true;
       this.finished.fire();

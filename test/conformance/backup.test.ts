@@ -146,6 +146,74 @@ scenarios.push(
   ],
 );
 
+const backup = (extra: Record<string, unknown>) =>
+  qmp('blockdev-backup', { 'job-id': 'j9', device: 'src', target: 'tgt', sync: 'full', ...extra });
+
+scenarios.push(
+  [
+    'blockdev-backup: every check, in QEMU order, and nothing left behind',
+    [
+      ...setup,
+      raw('other', 's.raw', { driver: 'null-co', size: MiB }),
+      qmp('blockdev-backup', { device: 'src', target: 'tgt' }),
+      backup({ sync: 'foo' }),
+      backup({ device: 'nope', target: 'nope2' }),
+      backup({ target: 'nope' }),
+      backup({ sync: 'bitmap' }),
+      backup({ sync: 'incremental', 'bitmap-mode': 'on-success' }),
+      backup({ sync: 'incremental', bitmap: 'nope', 'bitmap-mode': 'always' }),
+      backup({ sync: 'bitmap', bitmap: 'nope' }),
+      backup({ sync: 'bitmap', bitmap: 'b0' }),
+      backup({ sync: 'none', bitmap: 'b0', 'bitmap-mode': 'always' }),
+      backup({ sync: 'full', bitmap: 'b0', 'bitmap-mode': 'never' }),
+      backup({ 'bitmap-mode': 'always' }),
+      backup({ target: 'src' }),
+      backup({ compress: true }),
+      backup({ 'x-perf': { 'max-workers': 0 } }),
+      backup({ 'x-perf': { 'max-chunk': -1 } }),
+      backup({ target: 'other' }),
+      backup({ 'filter-node-name': '1f' }),
+      backup({ 'filter-node-name': 'tgt' }),
+      backup({ 'x-perf': { 'max-chunk': 4096 } }),
+      backup({ 'job-id': undefined }),
+      backup({ 'job-id': '1x' }),
+      backup({ speed: -1, sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always' }),
+      parked({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always' }),
+      backup({ 'job-id': 'j0' }),
+      backup({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always' }),
+      backup({ device: 'cbw' }),
+      qmp('block-job-set-speed', { device: 'j0', speed: -1 }),
+      qmp('transaction', { actions: [] }),
+      qmp('transaction', { actions: [{ type: 'block-dirty-bitmap-add', data: { node: 'src', name: 'b1' } }], properties: { 'completion-mode': 'grouped' } }),
+      ...queries,
+    ],
+  ],
+  [
+    'verbs in each state',
+    [
+      ...setup,
+      parked({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'on-success' }),
+      ...['job-resume', 'job-complete', 'job-finalize', 'job-dismiss'].map((verb) => qmp(verb, { id: 'j0' })),
+      qmp('job-pause', { id: 'j0' }),
+      qmp('job-pause', { id: 'j0' }),
+      qmp('block-job-cancel', { device: 'j0' }),
+      qmp('block-job-set-speed', { device: 'j0', speed: 0 }),
+      ...queries,
+      qmp('block-job-resume', { device: 'j0' }),
+      { waitFor: 'BLOCK_JOB_PENDING' },
+      ...['job-pause', 'job-resume', 'job-complete', 'job-dismiss'].map((verb) => qmp(verb, { id: 'j0' })),
+      qmp('block-job-set-speed', { device: 'j0', speed: 5 }),
+      qmp('block-job-finalize', { id: 'j0' }),
+      ...['job-cancel', 'job-pause', 'job-resume', 'job-finalize'].map((verb) => qmp(verb, { id: 'j0' })),
+      qmp('block-job-cancel', { device: 'j0', force: true }),
+      qmp('job-dismiss', { id: 'j0' }),
+      qmp('job-pause', { id: 'j0' }),
+      qmp('block-job-pause', { device: 'src' }),
+      ...queries,
+    ],
+  ],
+);
+
 describe('backup against QEMU 7.2', { skip }, () => {
   for (const [name, steps] of scenarios) {
     test(name, async () => {

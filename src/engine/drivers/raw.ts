@@ -30,8 +30,10 @@ export class RawNode extends BlockNode {
     return ['offset', 'size'];
   }
 
-  override driverInfo(): DriverInfo {
-    return { dirty: false };
+  /** raw_get_info(): what the file says, or nothing when the file has no info (null-co). */
+  override driverInfo(): DriverInfo | undefined {
+    const info = this.file.driverInfo();
+    return info && { clusterSize: info.clusterSize, dirty: info.dirty };
   }
 
   get actualSize(): number | undefined {

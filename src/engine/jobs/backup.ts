@@ -10,7 +10,7 @@ import type { BlockNode } from '../block-node';
 import { ALLOW_RO, DEFAULT_CHECKS, checkBitmap, type DirtyBitmap } from '../dirty-bitmap';
 import { CopyBeforeWriteNode } from '../drivers/copy-before-write';
 import { ERRNO } from '../io-error';
-import { genericError } from '../qmp-error';
+import { QmpError, genericError } from '../qmp-error';
 import type { Wait } from '../scheduler';
 import { Job, type JobHost, type JobTxn } from './job';
 
@@ -43,6 +43,7 @@ const INT_MAX = 2 ** 31 - 1;
 /** What the engine gives a backup job besides the JobHost basics. */
 export interface BackupHost extends JobHost {
   graph: BlockGraph;
+  jobs: readonly Job[];
   findJob(id: string): Job | undefined;
   warn(message: string): void;
   /** Steps of the bitmap cleanup, one by one, for the timeline. */
@@ -147,7 +148,8 @@ export class BackupJob extends Job {
     const maxChunk = args['x-perf']?.['max-chunk'] ?? 0;
     // backup_job_create()
     if (source === target) throw genericError('Source and target cannot be the same');
-    if (args.compress) throw genericError(`Compression is not supported for this drive ${target.nodeName}`);
+    // QEMU prints the device name, which nodes made by blockdev-add do not have.
+    if (args.compress) throw genericError('Compression is not supported for this drive ');
     checkOpBlockers(host, source, target);
     if (maxWorkers < 1 || maxWorkers > INT_MAX) throw genericError(`max-workers must be between 1 and ${INT_MAX}`);
     if (maxChunk < 0) throw genericError('max-chunk must be zero (which means no limit) or positive');
@@ -165,7 +167,13 @@ export class BackupJob extends Job {
         throw genericError(`Required max-chunk (${maxChunk}) is less than backup cluster size (${clusterSize})`);
       }
       const id = jobId(host, args['job-id']);
-      return new BackupJob(host, id, args, txn, source, target, settings, cbw, maxWorkers, maxChunk);
+      const job = new BackupJob(host, id, args, txn, source, target, settings, cbw, maxWorkers, maxChunk);
+      if (job.speed < 0) {
+        // block_job_create() sets the speed after job_create(): the job was created, and goes.
+        job.earlyFail();
+        throw genericError("Parameter 'speed' expects a non-negative value");
+      }
+      return job;
     } catch (error) {
       if (bitmap) source.reclaim(bitmap);
       if (cbw) removeFilter(host, cbw);
@@ -336,19 +344,25 @@ export class BackupJob extends Job {
   }
 }
 
-/** job_create(): the job ID must be given, well formed and unused. */
-function jobId(host: BackupHost, id: string | undefined): string {
-  if (id === undefined) throw genericError('An explicit job ID is required');
+/**
+ * job_create(): the job ID must be well formed and unused. Without one, QEMU
+ * takes the device name of the filter, which is empty.
+ */
+function jobId(host: BackupHost, id = ''): string {
   if (!/^[A-Za-z][A-Za-z0-9._-]*$/.test(id)) throw genericError(`Invalid job ID '${id}'`);
   if (host.findJob(id)) throw genericError(`Job ID '${id}' already in use`);
   return id;
 }
 
-/** A node under a running backup's filter is in use by that job. */
+/**
+ * A running backup blocks operations on the nodes it holds, its filter and its
+ * target; not its source, which a second backup may take (its filter goes
+ * between the first filter and the source).
+ */
 function checkOpBlockers(host: BackupHost, source: BlockNode, target: BlockNode): void {
   for (const node of [source, target]) {
-    const user = host.graph.parentsOf(node).find((parent) => parent instanceof CopyBeforeWriteNode);
-    if (user) throw genericError(`Node '${node.nodeName}' is busy: block device is in use by block job: backup`);
+    const user = host.jobs.find((job) => job instanceof BackupJob && job.nodes().includes(node));
+    if (user) throw genericError(`Node '${node.nodeName}' is busy: block device is in use by block job: ${user.type}`);
   }
 }
 
@@ -356,7 +370,13 @@ function checkOpBlockers(host: BackupHost, source: BlockNode, target: BlockNode)
 function insertFilter(host: BackupHost, args: BackupArgs, source: BlockNode, target: BlockNode): CopyBeforeWriteNode {
   const { graph } = host;
   const given = args['filter-node-name'];
-  if (given !== undefined) graph.checkNewNodeName(given);
+  if (given !== undefined) {
+    try {
+      graph.checkNewNodeName(given);
+    } catch (error) {
+      throw error instanceof QmpError ? genericError(`Could not create node: ${error.desc}`) : error;
+    }
+  }
   const name = given ?? graph.autoNodeName();
   const parents = graph.parentsOf(source);
   const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, source.common);

@@ -125,6 +125,12 @@ export abstract class Job {
     if (changed) this.host.emit('JOB_STATUS_CHANGE', { id: this.id, status });
   }
 
+  /** job_early_fail(): a job that could not be set up goes straight to null. */
+  earlyFail(): void {
+    this.txn.jobs.splice(this.txn.jobs.indexOf(this), 1);
+    this.dismiss();
+  }
+
   /** job_start(): a transaction commit or a plain command starts the job. */
   start(): void {
     this.started = true;
@@ -176,9 +182,9 @@ export abstract class Job {
     yield* this.pausePoint();
   }
 
-  /** job_enter(): wake a job that is not busy. */
+  /** job_enter(): wake a job that is not busy; outside a coroutine it runs at once. */
   enter(): void {
-    if (!this.busy) this.wakeUp.fire();
+    if (!this.busy) this.wakeUp.fireNow(this.host.scheduler);
   }
 
   pause(): void {

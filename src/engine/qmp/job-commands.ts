@@ -36,8 +36,13 @@ export const blockdevBackupType: QapiType = struct({
  */
 export function backupAction(engine: Engine, args: BackupArgs, txn: JobTxn): Action {
   let job: BackupJob | undefined;
+  let drained: Job[] = [];
   return {
     prepare() {
+      // blockdev_backup_prepare(): the lookups, then a drained section on the source until clean.
+      const source = engine.graph.lookupDeviceOrNode(args.device, args.device);
+      engine.graph.lookupDeviceOrNode(args.target, args.target);
+      drained = engine.drainBegin(source);
       job = BackupJob.create(engine, args, txn);
       job.pause();
     },
@@ -49,6 +54,7 @@ export function backupAction(engine: Engine, args: BackupArgs, txn: JobTxn): Act
     },
     clean() {
       job?.resume();
+      engine.drainEnd(drained);
     },
   };
 }
@@ -109,7 +115,7 @@ export const JOB_COMMANDS: Record<string, JobCommand> = {
       done(() => {
         const job = findBlockJob(e, a.device);
         job.applyVerb('set-speed');
-        if (a.speed < 0) throw genericError("Invalid parameter 'speed'");
+        if (a.speed < 0) throw genericError("Parameter 'speed' expects a non-negative value");
         job.setSpeed(a.speed);
       }),
   },

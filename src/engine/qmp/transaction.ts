@@ -79,6 +79,8 @@ function checkCompletionMode(type: string, mode: string): void {
 }
 
 export function transaction(engine: Engine, args: TransactionArgs): Record<string, never> {
+  // "Drain all I/O before any operations": every running job pauses and resumes.
+  engine.drainAll();
   const mode = args.properties?.['completion-mode'] ?? 'individual';
   // Grouped backups share one job transaction: they finish or fail together.
   const grouped = mode === 'grouped' ? new JobTxn() : undefined;
