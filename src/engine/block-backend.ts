@@ -12,6 +12,8 @@ export class BlockBackend {
   constructor(
     readonly node: BlockNode,
     private readonly graph: BlockGraph,
+    /** Told of each guest write, write-zeroes and discard that succeeded. */
+    private readonly written: (kind: 'write' | 'zero' | 'discard', offset: number, bytes: number) => void = () => {},
   ) {}
 
   read(offset: number, bytes: number): Uint8Array {
@@ -23,18 +25,21 @@ export class BlockBackend {
     this.checkWritable();
     this.checkRequest(offset, data.length);
     this.node.write(offset, data);
+    this.written('write', offset, data.length);
   }
 
   writeZeroes(offset: number, bytes: number, mayUnmap = false): void {
     this.checkWritable();
     this.checkRequest(offset, bytes);
     this.node.writeZeroes(offset, bytes, mayUnmap);
+    this.written('zero', offset, bytes);
   }
 
   discard(offset: number, bytes: number): void {
     this.checkWritable();
     this.checkRequest(offset, bytes);
     this.node.discard(offset, bytes);
+    this.written('discard', offset, bytes);
   }
 
   flush(): void {

@@ -93,6 +93,8 @@ export interface BlockCopyOptions {
   compress: boolean;
   /** Called with the copy bitmap's every change, for the timeline. */
   onChange?: () => void;
+  /** Called when a task has copied [offset, offset + bytes) to the target. */
+  onCopied?: (offset: number, bytes: number, zeroes: boolean) => void;
 }
 
 export class BlockCopyState {
@@ -301,7 +303,10 @@ export class BlockCopyState {
       call.error = error;
       call.errorIsRead = reading;
     }
-    if (!error) this.progress?.workDone(task.bytes);
+    if (!error) {
+      this.progress?.workDone(task.bytes);
+      this.options.onCopied?.(task.offset, bytes, task.zeroes);
+    }
     this.endTask(task, error);
     release();
   }

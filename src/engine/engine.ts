@@ -31,7 +31,12 @@ export class Engine implements BackupHost {
 
   /** A guest's view of a node, as qemu-io gets one (bdrv_lookup_bs() by name). */
   backend(nodeName: string): BlockBackend {
-    return new BlockBackend(this.graph.lookupDeviceOrNode('', nodeName), this.graph);
+    const node = this.graph.lookupDeviceOrNode('', nodeName);
+    // The data of a write through a backup's filter lands on the source.
+    const dataNode = node.driver === 'copy-before-write' ? node.primaryChild! : node;
+    return new BlockBackend(node, this.graph, (kind, offset, bytes) =>
+      this.note('guest-write', { node: dataNode.nodeName, kind, offset, bytes }),
+    );
   }
 
   onEvent(listener: (event: EngineEvent) => void): () => void {

@@ -25,6 +25,8 @@ export class CopyBeforeWriteNode extends BlockNode {
     clusterSize: number,
     compress: boolean,
     common: CommonNodeOptions,
+    /** Told of each copy, for the timeline. */
+    onCopied?: (offset: number, bytes: number, zeroes: boolean) => void,
   ) {
     super(nodeName, source.length, common);
     this.children.set('file', source);
@@ -33,7 +35,7 @@ export class CopyBeforeWriteNode extends BlockNode {
     const copyBitmap = source.createBitmap(clusterSize);
     copyBitmap.disabled = true;
     copyBitmap.markDirty(0, source.length);
-    this.bcs = new BlockCopyState(scheduler, source, target, copyBitmap, { clusterSize, compress });
+    this.bcs = new BlockCopyState(scheduler, source, target, copyBitmap, { clusterSize, compress, onCopied });
     this.doneBitmap = this.createBitmap(clusterSize);
     this.doneBitmap.disabled = true;
     this.accessBitmap = this.createBitmap(clusterSize);

@@ -379,7 +379,9 @@ function insertFilter(host: BackupHost, args: BackupArgs, source: BlockNode, tar
   }
   const name = given ?? graph.autoNodeName();
   const parents = graph.parentsOf(source);
-  const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, source.common);
+  const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, source.common, (offset, bytes, zeroes) =>
+    host.note('copy', { source: source.nodeName, target: target.nodeName, offset, bytes, zeroes }),
+  );
   graph.add(cbw);
   for (const parent of parents) parent.replaceChild(source, cbw);
   return cbw;

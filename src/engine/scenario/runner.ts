@@ -215,15 +215,7 @@ class Run {
     else if (range.fails !== undefined && failed !== range.fails) failures.push(`expected ${kind} to fail with "${range.fails}", got ${failed ? `"${failed}"` : 'success'}`);
     else if (range.fails === undefined && failed) failures.push(`${kind} failed: ${failed}`);
     else if (/Pattern verification failed/.test(this.stdout)) failures.push(`read: the data is not ${range.pattern}`);
-    else if (kind !== 'read' && !failed) this.recordWrite(range);
     return reply;
-  }
-
-  /** Guest data lands on the node under a backup's filter. */
-  private recordWrite(range: RangeSpec): void {
-    const node = this.engine.graph.find(range.node);
-    const target = node?.driver === 'copy-before-write' ? node.primaryChild! : node;
-    if (target) this.recorder.guestWrite(target.nodeName, bytes(range.offset), bytes(range.length));
   }
 
   private wait(wait: NonNullable<StepSpec['wait']>, failures: string[]): void {

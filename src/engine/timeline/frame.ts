@@ -41,6 +41,9 @@ export interface BitmapChange {
 export interface JobState {
   id: string;
   type: string;
+  /** A backup's source and target nodes. */
+  source?: string;
+  target?: string;
   status: string;
   current: number;
   total: number;

@@ -8,6 +8,7 @@ import type { DirtyBitmap } from '../dirty-bitmap';
 import type { Engine } from '../engine';
 import { BackupJob } from '../jobs/backup';
 import type { BitmapChange, BitmapMeta, BitmapRole, Frame, FrameCause, JobState, Range, WriteRecord } from './frame';
+import { Lineage } from './lineage';
 
 interface Tracked {
   id: number;
@@ -46,6 +47,7 @@ export class Recorder {
   private pendingEvents: Frame['events'] = [];
   private pendingWrites: WriteRecord[] = [];
   private writeCount = 0;
+  private readonly lineages = new Map<string, Lineage>();
   step = 0;
   narration: string | undefined;
   /** Called with each frame as it is recorded. */
@@ -58,6 +60,12 @@ export class Recorder {
         this.cut({ kind: 'event', label: event.name, detail: event.data });
       } else if (event.name === 'command') {
         this.cut({ kind: 'command', label: String(event.data.execute) });
+      } else if (event.name === 'guest-write') {
+        this.guestWrote(event.data as { node: string; kind: string; offset: number; bytes: number });
+        this.cut({ kind: 'io', label: `${event.data.kind} ${event.data.node}`, detail: event.data });
+      } else if (event.name === 'copy') {
+        this.copied(event.data as { source: string; target: string; offset: number; bytes: number; zeroes: boolean });
+        this.cut({ kind: 'trace', label: 'copy', detail: event.data });
       } else {
         this.cut({ kind: 'trace', label: event.name, detail: event.data });
       }
@@ -66,9 +74,26 @@ export class Recorder {
     this.cut({ kind: 'start', label: 'start' });
   }
 
-  /** A guest write, numbered so the UI can colour the clusters it produced. */
-  guestWrite(node: string, offset: number, bytes: number): void {
-    this.pendingWrites.push({ node, offset, bytes, write: ++this.writeCount, kind: 'guest' });
+  /** A guest write, numbered so the UI can colour the clusters it produced; zeroes and discards number 0. */
+  private guestWrote({ node, kind, offset, bytes }: { node: string; kind: string; offset: number; bytes: number }): void {
+    const write = kind === 'write' ? ++this.writeCount : 0;
+    this.lineageOf(node).set(offset, offset + bytes, write);
+    this.pendingWrites.push({ node, offset, bytes, write, kind: 'guest' });
+  }
+
+  /** A chunk copied to the target carries the source's data: the writes that produced it. */
+  private copied({ source, target, offset, bytes, zeroes }: { source: string; target: string; offset: number; bytes: number; zeroes: boolean }): void {
+    const from = zeroes ? [[offset, offset + bytes, 0] as const] : this.lineageOf(source).read(offset, offset + bytes);
+    for (const [start, end, write] of from) {
+      this.lineageOf(target).set(start, end, write);
+      this.pendingWrites.push({ node: target, offset: start, bytes: end - start, write, kind: 'copy' });
+    }
+  }
+
+  private lineageOf(node: string): Lineage {
+    let lineage = this.lineages.get(node);
+    if (!lineage) this.lineages.set(node, (lineage = new Lineage()));
+    return lineage;
   }
 
   /**
@@ -80,7 +105,9 @@ export class Recorder {
     const jobs = this.jobStates();
     const previous = this.frames.at(-1);
     const jobsChanged = !previous || JSON.stringify(previous.jobs) !== JSON.stringify(jobs);
-    if (dropIfEmpty && !bitmaps.length && !this.pendingWrites.length && !this.pendingEvents.length && !jobsChanged) return;
+    const narrationChanged = previous?.narration !== this.narration;
+    const empty = !bitmaps.length && !this.pendingWrites.length && !this.pendingEvents.length && !jobsChanged && !narrationChanged;
+    if (dropIfEmpty && empty) return;
     this.frames.push({
       index: this.frames.length,
       time: this.engine.scheduler.now,
@@ -106,6 +133,7 @@ export class Recorder {
     return this.engine.jobs.map((job) => ({
       id: job.id,
       type: job.type,
+      ...(job instanceof BackupJob && { source: job.source.nodeName, target: job.target.nodeName }),
       status: job.status,
       current: job.progress.current,
       total: job.progress.total,
