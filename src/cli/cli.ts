@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { PACKAGE } from '../engine/qmp/monitor';
 import { demoCommand } from './demo';
+import { exportCommand } from './export';
 import { inspectCommand } from './inspect';
 import { qmpCommand } from './qmp-server';
 import { runCommand } from './run';
@@ -35,6 +36,14 @@ program
   .description("Why QEMU's `always` bitmap mode exists: a failed incremental backup and its retry, under on-success and always.")
   .option('--out <file>', 'where to write the HTML page of both timelines', 'bitmap-lab-demo.html')
   .action(demoCommand);
+
+program
+  .command('export')
+  .description('Run a scenario and write its timeline as one self-contained HTML page (no network), to step through in any browser.')
+  .argument('<file>', 'a *.bitmaplab.json scenario')
+  .requiredOption('--html <out>', 'the page to write')
+  .addHelpText('after', '\nExample:\n  bitmap-lab export examples/always-failure.bitmaplab.json --html always-failure.html')
+  .action(exportCommand);
 
 program
   .command('inspect')

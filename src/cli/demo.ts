@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { parseScenario } from '../engine/scenario/parse';
 import { runScenario, type ScenarioRun } from '../engine/scenario/runner';
 import { Timeline } from '../engine/timeline/timeline';
+import { renderTimelineHtml } from './html-export';
 import { human } from './run';
 
 const MODES = ['on-success', 'always'] as const;
@@ -58,7 +59,10 @@ export function demoCommand(options: { out?: string }): void {
     const [onSuccess, always] = outcomes;
     const saved = onSuccess.retryCopies - always.retryCopies;
     out.write(`\nWith always, the retry copies ${human(saved)} less (${Math.round((100 * saved) / onSuccess.retryCopies)} % less).\n`);
-    void options;
+    const page = path.resolve(options.out ?? 'bitmap-lab-demo.html');
+    const runs = outcomes.map((o) => ({ title: o.title, ...(o.description !== undefined && { description: o.description }), frames: o.run.frames }));
+    fs.writeFileSync(page, renderTimelineHtml(runs, { title: 'A failed incremental backup: on-success vs always' }));
+    out.write(`Both timelines, to step through in a browser: ${page}\n`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

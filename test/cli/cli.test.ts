@@ -59,8 +59,10 @@ test('run --to prints the state after a frame', () => {
   assert.equal(bitmap.count, 12 * 1024 * 1024 + 65536);
 });
 
-test('demo: the retry copies a third of the data under always', () => {
-  const { code, stdout } = cli('demo');
+test('demo: the retry copies a third of the data under always, and a page of both timelines', () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-demo-')), 'demo.html');
+  const { code, stdout } = cli('demo', '--out', out);
+  assert.match(fs.readFileSync(out, 'utf8'), /<script type="application\/json" id="bitmap-lab-runs">/);
   assert.equal(code, 0);
   assert.match(stdout, /on-success +36\.06 MiB +\(S ∪ N\) +36\.06 MiB/);
   assert.match(stdout, /always +12\.06 MiB +\(N ∪ C\) +12\.06 MiB/);
@@ -68,7 +70,7 @@ test('demo: the retry copies a third of the data under always', () => {
 });
 
 test('--help for every command', () => {
-  for (const command of ['run', 'demo', 'qmp']) {
+  for (const command of ['run', 'demo', 'qmp', 'inspect', 'export']) {
     const { code, stdout } = cli(command, '--help');
     assert.equal(code, 0);
     assert.match(stdout, new RegExp(`Usage: bitmap-lab ${command}`));
@@ -103,4 +105,14 @@ test('inspect: size, allocation, backing chain and persistent bitmaps, without c
   ]);
   assert.equal(base.filename, path.join(dir, 'base.qcow2'));
   assert.equal(cli('inspect', path.join(dir, 'missing.qcow2')).code, 1);
+});
+
+test('export: a self-contained page of a scenario', () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-export-')), 'page.html');
+  const { code, stdout } = cli('export', EXAMPLE, '--html', out);
+  assert.equal(code, 0);
+  assert.match(stdout, /frames written to/);
+  const page = fs.readFileSync(out, 'utf8');
+  assert.match(page, /Content-Security-Policy/);
+  assert.doesNotMatch(page, /<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!www\.w3\.org)/);
 });
