@@ -6,6 +6,7 @@ import { ScenarioSyntaxError, parseScenario } from '../engine/scenario/parse';
 import { runScenario, type ScenarioRun } from '../engine/scenario/runner';
 import type { Frame } from '../engine/timeline/frame';
 import { Timeline } from '../engine/timeline/timeline';
+import { formatSize } from '../format';
 
 export interface RunOptions {
   json?: boolean;
@@ -13,17 +14,8 @@ export interface RunOptions {
   keep?: string;
 }
 
-/** Bytes as people read them: 64 KiB, 12.06 MiB. */
-export function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Number.isInteger(value) ? value : value.toFixed(2)} ${units[unit]}`;
-}
+/** Bytes as people read them in a terminal: 64 KiB, 12.06 MiB. */
+export const human = formatSize;
 
 /** The named bitmaps and jobs after a frame, in a line. */
 function summary(timeline: Timeline, index: number): string {

@@ -1,5 +1,6 @@
 /** The native tree of the current frame: nodes and their bitmaps, jobs, and the frame's events. */
 import * as vscode from 'vscode';
+import { formatSize } from '../format';
 import type { BitmapMeta } from '../engine/timeline/frame';
 import type { ScenarioSession } from './scenario-session';
 
@@ -15,15 +16,7 @@ const ROLE: Record<BitmapMeta['role'], string> = {
   anonymous: 'anonymous bitmap',
 };
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let unit = 0;
-  while (bytes >= 1024 && unit < units.length - 1) {
-    bytes /= 1024;
-    unit++;
-  }
-  return `${Number.isInteger(bytes) ? bytes : bytes.toFixed(2)} ${units[unit]}`;
-}
+const human = formatSize;
 
 function bitmapItem(meta: BitmapMeta): Item {
   const flags = [meta.recording ? 'recording' : 'disabled', meta.busy && 'busy', meta.persistent && 'persistent', meta.inconsistent && 'inconsistent'].filter(Boolean);

@@ -6,6 +6,7 @@
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { formatSize } from '../format';
 import { inspectImage, type ImageReport } from '../engine/image-report';
 import { QmpError } from '../engine/qmp-error';
 
@@ -13,15 +14,7 @@ export const IMAGE_VIEW_TYPE = 'bitmapLab.image';
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let unit = 0;
-  while (bytes >= 1024 && unit < units.length - 1) {
-    bytes /= 1024;
-    unit++;
-  }
-  return `${Number.isInteger(bytes) ? bytes : bytes.toFixed(2)} ${units[unit]}`;
-}
+const human = formatSize;
 
 /** Dirty extents as a strip: one rectangle per extent, scaled to the disk. */
 function strip(extents: Array<[number, number]>, size: number): string {
