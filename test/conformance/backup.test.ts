@@ -5,7 +5,9 @@
  */
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { QemuProcess } from '../support/qemu';
 import { skipWithout } from '../support/tools';
@@ -214,12 +216,33 @@ scenarios.push(
   ],
 );
 
+/** Keeps each side's images once they are closed, for qemu-img compare. */
+const keepImages = (into: string) => ({
+  after: (dir: string) => {
+    fs.mkdirSync(into, { recursive: true });
+    for (const name of ['s.raw', 't.raw']) fs.copyFileSync(path.join(dir, name), path.join(into, name));
+  },
+});
+
 describe('backup against QEMU 7.2', { skip }, () => {
   for (const [name, steps] of scenarios) {
     test(name, async () => {
-      const [ours, theirs] = await Promise.all([onEngine(steps, images), onQemu(steps, images)]);
-      for (let i = 0; i < steps.length; i++) {
-        assert.deepEqual(ours[i], theirs[i], `step ${i}: ${theirs[i].step}`);
+      const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-backup-images-'));
+      try {
+        const [ours, theirs] = await Promise.all([
+          onEngine(steps, images, keepImages(path.join(kept, 'ours'))),
+          onQemu(steps, images, undefined, keepImages(path.join(kept, 'qemu'))),
+        ]);
+        for (let i = 0; i < steps.length; i++) {
+          assert.deepEqual(ours[i], theirs[i], `step ${i}: ${theirs[i].step}`);
+        }
+        // The backup targets (and sources) hold the same data on both sides.
+        for (const image of ['s.raw', 't.raw']) {
+          const compare = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', path.join(kept, 'ours', image), path.join(kept, 'qemu', image)], { encoding: 'utf8' });
+          assert.equal(compare.status, 0, `${image}: ${compare.stdout}${compare.stderr}`);
+        }
+      } finally {
+        fs.rmSync(kept, { recursive: true, force: true });
       }
     });
   }

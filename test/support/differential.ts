@@ -166,11 +166,18 @@ async function parked(execute: (message: Record<string, unknown>) => Promise<unk
   }
 }
 
-async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => Promise<T>): Promise<T> {
+/** What to do with a side's scratch directory once its images are closed, before it goes. */
+export interface RunOptions {
+  after?: (dir: string) => void;
+}
+
+async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => Promise<T>, options: RunOptions = {}): Promise<T> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-diff-'));
   try {
     setup?.(dir);
-    return await run(dir);
+    const result = await run(dir);
+    options.after?.(dir);
+    return result;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -180,7 +187,7 @@ async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => P
  * `expected`, the engine's transcript of the same steps, lets the wait for
  * parked jobs end as soon as QEMU holds the engine's state (see parked()).
  */
-export function onQemu(steps: Step[], setup?: Setup, expected?: Transcript[]): Promise<Transcript[]> {
+export function onQemu(steps: Step[], setup?: Setup, expected?: Transcript[], options?: RunOptions): Promise<Transcript[]> {
   return inScratchDir(setup, async (dir) => {
     let qemu = await QemuProcess.start({ cwd: dir });
     try {
@@ -211,10 +218,10 @@ export function onQemu(steps: Step[], setup?: Setup, expected?: Transcript[]): P
     } finally {
       await qemu.quit();
     }
-  });
+  }, options);
 }
 
-export function onEngine(steps: Step[], setup?: Setup): Promise<Transcript[]> {
+export function onEngine(steps: Step[], setup?: Setup, options?: RunOptions): Promise<Transcript[]> {
   return inScratchDir(setup, (dir) => {
     const engine = new Engine();
     let printed = '';
@@ -248,5 +255,5 @@ export function onEngine(steps: Step[], setup?: Setup): Promise<Transcript[]> {
     return record({ execute, settle: async () => {}, takeStdout, takeEvents, waitEvent, crash }, steps, dir).finally(() =>
       execute({ execute: 'quit' }),
     );
-  });
+  }, options);
 }
