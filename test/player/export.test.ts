@@ -62,7 +62,7 @@ test('the page is one file with a hash-pinned CSP, the player inlined and the ru
   const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1];
   assert.match(csp ?? '', /^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-[A-Za-z0-9+/=]+'; base-uri 'none'; form-action 'none'$/);
   assert.equal((html.match(/<script>/g) ?? []).length, 1);
-  assert.match(html, /<script type="application\/json" id="bitmap-lab-runs">\{"version":1,"runs":\[/);
+  assert.match(html, /<script type="application\/json" id="bitmap-lab-runs">\{"version":2,"runs":\[/);
   assert.doesNotMatch(html, /src=|href=|sourceMappingURL/);
 });
 
@@ -194,7 +194,8 @@ test('at the last frame each retry has copied what its cleanup kept: N ∪ C aga
 test('jumps: writes, job events, and back with Shift', { skip }, async () => {
   const open = await openPage(browser, demo);
   const { page } = open;
-  const writes = runs.always.frames.filter((f) => f.writes.length).map((f) => f.index);
+  const writes = runs.always.frames.filter((f) => f.writes.some((w) => w.kind === 'guest')).map((f) => f.index);
+  assert.equal(writes.length, 2);
   await press(page, 'w');
   assert.deepEqual(await framesShown(page), [writes[0], writes[0]]);
   await press(page, 'w');
@@ -204,6 +205,28 @@ test('jumps: writes, job events, and back with Shift', { skip }, async () => {
   assert.match((await page.textContent('.run:nth-of-type(1) .event')) ?? '', /guest write #1, 36 MiB at 0x0 of drive0/);
   await press(page, 'j');
   assert.match((await page.textContent('.run:nth-of-type(1) .event')) ?? '', /job inc is now created/);
+  await assertClean(open);
+});
+
+test('copies: a tick under the track for each, the event line says what reached which target, the job names both nodes', { skip }, async () => {
+  const frames = runs.always.frames;
+  const copies = frames.filter((f) => f.cause.kind === 'trace' && f.cause.label === 'copy');
+  // The first copy inc made, of write #1, with the job's state of that frame.
+  const copy = copies.find((f) => f.writes[0].node === 'inc1')!;
+  const [record] = copy.writes;
+  const job = copy.jobs.find((j) => j.id === 'inc')!;
+  const open = await openPage(browser, demo, { hash: `#frames=0,${copy.index}` });
+  const { page } = open;
+  const ticks = await page.$$eval('.run:nth-of-type(2) .scrubber .marker.copy', (marks) => marks.length);
+  assert.equal(ticks, copies.length);
+  assert.equal(
+    await page.textContent('.run:nth-of-type(2) .event .text'),
+    `copied ${record.bytes / 1048576} MiB at 0x${record.offset.toString(16)} of ${job.source} to ${job.target}: data of guest write #${record.write}`,
+  );
+  assert.match((await page.textContent('.run:nth-of-type(2) .job-row .job-text')) ?? '', new RegExp(`^job inc · backup ${job.source} → ${job.target} · running · `));
+  const target = (await readRuns(page))[1].lanes.find((lane) => lane.symbol === 'tgt')!;
+  assert.equal(target.name, `${job.target}, target of job inc`);
+  assert.equal(target.counts, `${job.current / GRANULE} granules copied · ${job.current / 1048576} MiB`);
   await assertClean(open);
 });
 
@@ -243,7 +266,7 @@ test('hover and the lane cursor say which granule, which bytes and which bitmaps
   await press(page, 'End');
   assert.deepEqual(await framesShown(page), [0, abdicate - 1], 'End in a lane moves its cursor, not the frame');
   assert.deepEqual(await page.$$eval('#tooltip div', (lines) => lines.map((line) => line.textContent)), [
-    'target of job inc · granule 767 of 768',
+    'inc1, target of job inc · granule 767 of 768',
     'bytes [0x2ff0000, 0x3000000) · 64 KiB',
     'not copied',
     'dirty in no bitmap',

@@ -24,11 +24,14 @@ function run(text: string, file: string): TimelineRun {
   return { title: scenario.title, ...(scenario.description !== undefined && { description: scenario.description }), frames: result.frames };
 }
 
-/** One of the failed-incremental examples, run on the engine. */
-export function exampleRun(mode: Mode): TimelineRun {
-  const file = join(EXAMPLES, `failed-incremental-${mode}.bitmaplab.json`);
+/** An example of examples/, by the name before .bitmaplab.json, run on the engine. */
+export function namedExampleRun(name: string): TimelineRun {
+  const file = join(EXAMPLES, `${name}.bitmaplab.json`);
   return run(readFileSync(file, 'utf8'), file);
 }
+
+/** One of the failed-incremental examples, run on the engine. */
+export const exampleRun = (mode: Mode): TimelineRun => namedExampleRun(`failed-incremental-${mode}`);
 
 /**
  * A 1 GiB raw disk (16,384 granules, too many for cells) with writes spread

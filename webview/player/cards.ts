@@ -52,7 +52,8 @@ export function drawJobs(list: Part, view: FrameView): void {
   jobs.classed('failed', (job) => job.error !== undefined);
   jobs.select('.job-text').text((job) => {
     const progress = job.total ? ` · ${formatBytes(job.current)} of ${formatBytes(job.total)}` : '';
-    return `job ${job.id} · ${job.type} · ${job.status}${progress}${job.error ? ` · ${job.error}` : ''}`;
+    const nodes = job.source !== undefined && job.target !== undefined ? ` ${job.source} → ${job.target}` : '';
+    return `job ${job.id} · ${job.type}${nodes} · ${job.status}${progress}${job.error ? ` · ${job.error}` : ''}`;
   });
   jobs.select<HTMLSpanElement>('.job-done').style('width', (job) => `${job.total ? (100 * job.current) / job.total : 0}%`);
   list.selectAll('p.none').data(view.frame.jobs.length ? [] : [null]).join('p').attr('class', 'none').text('No job.');

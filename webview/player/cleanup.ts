@@ -61,33 +61,50 @@ function formula(trace: string, ret: number, mode: string, bitmap: string): Pick
     : { symbols: `${bitmap} := N`, words: `S is dropped although the job failed; N, the writes made during the job, becomes ${bitmap}.` };
 }
 
-/** The backup job that is cleaning up in this frame. */
-const jobOf = (frame: Frame) =>
-  (frame.jobs.find((job) => job.type === 'backup' && ['aborting', 'waiting', 'pending'].includes(job.status)) ?? frame.jobs[0])?.id ?? '?';
+interface Group {
+  job: string;
+  /** The job's source, which holds the bitmap. */
+  node?: string;
+  frames: Frame[];
+}
+
+/**
+ * The backup job cleaning up in this frame: the job whose source holds the
+ * bitmap the operation changed. An operation that changed nothing goes on
+ * the cleanup before it.
+ */
+function jobOf(frame: Frame, previous: Group | undefined): Omit<Group, 'frames'> {
+  const bitmap = frame.cause.detail?.bitmap;
+  const node = frame.bitmaps.map((change) => change.meta ?? change.before).find((meta) => meta?.name === bitmap)?.node;
+  // Jobs are listed newest first: an earlier job on the node may still be there, concluded.
+  const job = frame.jobs.find((j) => node !== undefined && j.source === node);
+  if (job) return { job: job.id, node: job.source };
+  return previous ? { job: previous.job, ...(previous.node !== undefined && { node: previous.node }) } : { job: '?' };
+}
 
 export function cleanupsOf(source: Source): Cleanup[] {
   const { frames } = source;
-  const groups: Frame[][] = [];
+  const groups: Group[] = [];
   for (const frame of frames) {
     if (frame.cause.kind !== 'trace' || !CLEANUP_TRACES.has(frame.cause.label)) continue;
     const group = groups[groups.length - 1];
-    const previous = group?.[group.length - 1];
-    if (previous && jobOf(previous) === jobOf(frame) && previous.cause.detail?.bitmap === frame.cause.detail?.bitmap) group.push(frame);
-    else groups.push([frame]);
+    const { job, node } = jobOf(frame, group);
+    if (group && group.job === job && group.frames[0].cause.detail?.bitmap === frame.cause.detail?.bitmap) group.frames.push(frame);
+    else groups.push({ job, ...(node !== undefined && { node }), frames: [frame] });
   }
-  return groups.map((group, i) => cleanup(source, group, groups[i + 1]?.[0].index ?? frames.length));
+  return groups.map((group, i) => cleanup(source, group, groups[i + 1]?.frames[0].index ?? frames.length));
 }
 
-function cleanup(source: Source, group: Frame[], nextCleanup: number): Cleanup {
+function cleanup(source: Source, { job, node, frames: group }: Group, nextCleanup: number): Cleanup {
   const { frames } = source;
   const first = group[0];
   const detail = first.cause.detail ?? {};
   const bitmap = String(detail.bitmap);
   const mode = String(detail.mode);
   const failed = Number(detail.ret) !== 0;
-  const job = jobOf(first);
 
-  const namedLane = (lanes: LaneState[]) => lanes.find((lane) => lane.spec.role === 'named' && lane.meta?.name === bitmap);
+  const onNode = (lane: LaneState) => node === undefined || lane.spec.node === node;
+  const namedLane = (lanes: LaneState[]) => lanes.find((lane) => lane.spec.role === 'named' && lane.meta?.name === bitmap && onNode(lane));
   const operations = group.map((frame): CleanupOperation => {
     const lane = namedLane(source.lanesAt(frame.index));
     return {
@@ -115,7 +132,7 @@ function cleanup(source: Source, group: Frame[], nextCleanup: number): Cleanup {
     headline: `${mode}, ${failed ? 'failed' : 'succeeded'}: ${bitmap} := ${symbols}`,
     operations,
     kept,
-    ...(failed && { otherwise: otherwise(source.lanesAt(first.index - 1), bitmap, mode) }),
+    ...(failed && { otherwise: otherwise(source.lanesAt(first.index - 1).filter(onNode), bitmap, mode) }),
     from: failedAt >= 0 ? failedAt : first.index,
     to: Math.max(to, last.frame),
   };

@@ -4,6 +4,7 @@
  */
 import type { BitmapMeta, Frame } from '../../src/engine/timeline/frame';
 import { formatBytes, hex, plural } from '../format';
+import { copyText, dataName, guestText } from './io';
 import type { LaneSpec } from './lanes';
 import type { MarkerKind } from './markers';
 import { clip, countOf, type ValueRun } from './ranges';
@@ -26,15 +27,14 @@ export function frameEvent(model: RunModel, view: FrameView): FrameEvent {
   if (op) return { kind: 'cleanup', text: `cleanup, ${op.name}: ${op.symbols}. ${op.words} Now ${plural(op.granules, 'granule')} dirty.` };
   const failure = model.markers.find((m) => m.frame === frame.index && m.kind === 'failure');
   if (failure) return { kind: 'failure', text: `failure: ${failure.label}` };
-  const writes = frame.writes.filter((write) => write.kind === 'guest');
-  if (writes.length) {
-    const list = writes.map((w) => `#${w.write}, ${formatBytes(w.bytes)} at ${hex(w.offset)} of ${w.node}`).join('; ');
-    return { kind: 'write', text: `guest write ${list}` };
-  }
+  const written = guestText(frame);
+  if (written) return { kind: 'write', text: written };
   const jobEvent = jobEventText(frame);
   if (jobEvent) return { kind: 'job', text: jobEvent };
-  const copy = copyText(view);
-  if (copy) return copy;
+  const copied = copyText(frame);
+  if (copied) return { kind: 'copy', text: copied };
+  const taken = copyBitmapText(view);
+  if (taken) return taken;
   const progress = progressText(model, frame);
   if (progress) return { kind: 'other', text: progress };
   if (frame.cause.kind === 'start') return { kind: 'other', text: 'the recording starts' };
@@ -55,8 +55,8 @@ function jobEventText(frame: Frame): string | undefined {
   return undefined;
 }
 
-/** Granules leaving or coming back to C. */
-function copyText(view: FrameView): FrameEvent | undefined {
+/** Granules block-copy takes from C to copy, or that come back to it. */
+function copyBitmapText(view: FrameView): FrameEvent | undefined {
   const lane = view.lanes.find((l) => l.spec.role === 'copy' && l.meta);
   const changed = lane && view.changed.get(lane.spec.key);
   if (!lane || !changed?.length || !view.frame.cause.label.startsWith('block-copy')) return undefined;
@@ -64,7 +64,7 @@ function copyText(view: FrameView): FrameEvent | undefined {
   const back = countOf(changed.filter(([, , set]) => set === 1));
   const where = hex(changed[0][0] * lane.spec.granularity);
   if (back) return { kind: 'failure', text: `${granulesText(back, lane.spec.granularity)} go back into C at ${where}: their copy failed` };
-  return { kind: 'copy', text: `block-copy takes ${granulesText(taken, lane.spec.granularity)} at ${where} from C to copy them` };
+  return { kind: 'other', text: `block-copy takes ${granulesText(taken, lane.spec.granularity)} at ${where} from C to copy them` };
 }
 
 function progressText(model: RunModel, frame: Frame): string | undefined {
@@ -73,13 +73,15 @@ function progressText(model: RunModel, frame: Frame): string | undefined {
   return job && `job ${job.id} has copied ${formatBytes(job.current)} of ${formatBytes(job.total)}`;
 }
 
-/** A lane's title and what it is, for headers and hover details. */
-export function laneTitle(spec: LaneSpec, meta: BitmapMeta | undefined, job: string | undefined): { name: string; symbol: string; role: string } {
+/** A lane's title and what it is, for headers and hover details; a target lane names its job's target. */
+export function laneTitle(spec: LaneSpec, meta: BitmapMeta | undefined, target: Pick<LaneState, 'job' | 'targetNode'> = {}): { name: string; symbol: string; role: string } {
   switch (spec.role) {
     case 'source':
       return { name: `source · ${spec.node}`, symbol: 'src', role: 'guest data, by the write that produced it' };
     case 'target':
-      return { name: job ? `target of job ${job}` : 'target', symbol: 'tgt', role: 'what the backup has copied so far' };
+      return target.job
+        ? { name: `${target.targetNode}, target of job ${target.job}`, symbol: 'tgt', role: `data copied from ${spec.node}, by the write that produced it` }
+        : { name: 'target', symbol: 'tgt', role: `where a backup of ${spec.node} copies to` };
     case 'named':
       return meta?.role === 'sync'
         ? { name: spec.name!, symbol: 'S', role: 'sync bitmap S: frozen while the job runs' }
@@ -104,7 +106,7 @@ export function absentNote(spec: LaneSpec): string {
 /** Hover lines for granules [first, end) of `lane`. */
 export function granuleDetails(view: FrameView, lane: LaneState, first: number, end: number): string[] {
   const { spec } = lane;
-  const title = laneTitle(spec, lane.meta, lane.job).name;
+  const title = laneTitle(spec, lane.meta, lane).name;
   const where =
     end - first === 1
       ? `granule ${first.toLocaleString('en-US')} of ${spec.granules.toLocaleString('en-US')}`
@@ -119,7 +121,7 @@ export function granuleDetails(view: FrameView, lane: LaneState, first: number, 
   const holders = view.lanes
     .filter((other) => other.meta && isBitmapLane(other.spec) && !other.spec.optional)
     .filter((other) => clip(other.runs, Math.floor(startByte / other.spec.granularity), Math.ceil(endByte / other.spec.granularity)).length)
-    .map((other) => laneTitle(other.spec, other.meta, undefined))
+    .map((other) => laneTitle(other.spec, other.meta))
     .map(({ name, symbol }) => (name.endsWith(symbol) ? name : `${name} (${symbol})`));
   lines.push(holders.length ? `dirty in: ${holders.join(', ')}` : 'dirty in no bitmap');
   return lines;
@@ -138,14 +140,13 @@ function contents(lane: LaneState, first: number, end: number): string {
   }
   const flight = clip(lane.inFlight ?? [], first, end);
   if (flight.length) return `in flight: taken from C, ${dataText(flight)}`;
-  if (!runs.length) return lane.spec.role === 'source' ? 'not written during the recording' : 'not copied';
+  if (!runs.length) return lane.spec.role === 'source' ? 'not written during the recording' : lane.job ? 'not copied' : 'no backup job yet';
   const verb = lane.spec.role === 'source' ? 'holds' : 'copied:';
   return `${verb} ${dataText(runs)}${countOf(runs) < span ? ` (${countOf(runs)} of ${span} granules)` : ''}`;
 }
 
 function dataText(runs: readonly ValueRun[]): string {
-  const writes = [...new Set(runs.map(([, , value]) => value))].sort((a, b) => a - b);
-  return writes.map((w) => (w === 0 ? 'data older than the recording' : `data of guest write #${w}`)).join(', ');
+  return [...new Set(runs.map(([, , value]) => value))].sort((a, b) => a - b).map(dataName).join(', ');
 }
 
 /** "+16 −0" for a lane's header: granules set and cleared by this frame. */

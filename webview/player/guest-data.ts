@@ -1,68 +1,78 @@
 /**
- * The guest data on the source and on the current backup's target, derived
- * from what frames record, in the source lane's granules.
+ * The data lanes of a recording, read from the frames' write records: guest
+ * data where it landed, and copies with the guest write whose data they carry
+ * (0: zeroes, or data older than the recording). Each node's data is kept in
+ * the granules of the source lane it is drawn in.
  *
- * - Source: each guest write paints its granules with its number.
- * - Target: frames do not record copies, so they are read off the copy
- *   bitmap C on the source node. Its job is the backup job created with it;
- *   when several start together, the only one whose total equals what C
- *   holds when the jobs start, since frames do not name a job's node. Without
- *   one, the target stays empty and says so. Granules a block-copy call clears from C are taken for copying
- *   (in flight); they count as copied once the job's progress has grown by
- *   their size, oldest first; granules set in C again failed and go back.
- *   Clearing C outside block-copy (the job's initial C := S) skips granules
- *   that need no copy, so those are not on the target. A copied granule holds
- *   the data the source had when it was taken, or 0 for data older than the
- *   recording.
+ * - Source: what the guest wrote on the node.
+ * - Target: what the target node of the source's backup job holds, the
+ *   latest such job as its state names source and target; it keeps showing
+ *   once the job has ended, until the next job on the source.
+ * - In flight: granules block-copy took from the source's copy bitmap C that
+ *   no copy to the target has carried yet and that did not go back into C;
+ *   none once the job has ended.
  *
- * Deriving goes forwards only, so seeking back restores a checkpoint and
+ * Contents build up going forwards, so seeking back restores a checkpoint and
  * replays from it.
  */
 import type { Frame, JobState } from '../../src/engine/timeline/frame';
 import { combine, erase, paint, regranulate, type ValueRun } from './ranges';
 
-export interface GuestData {
+export interface DataLanes {
   source: ValueRun[];
   target: ValueRun[];
-  /** Taken from C, not yet counted in the job's progress. */
   inFlight: ValueRun[];
-  /** The backup job whose target the lane shows. */
+  /** The backup job whose target the target lane shows, and that node. */
   job?: string;
-  /** Several jobs started with C and none can be told to be its own. */
-  jobUnknown?: true;
+  targetNode?: string;
 }
 
-interface Tracked {
-  source: ValueRun[];
-  target: ValueRun[];
-  /** In flight, in the order block-copy took them: progress confirms the oldest first. */
-  queue: ValueRun[];
+interface SourceState {
   job?: string;
-  /** Jobs created with C, while it is not known which of them is C's. */
-  candidates: string[];
-  /** C's dirty bytes as last recorded. */
-  copyBytes: number;
-  /** Granules of the job's progress already moved to the target. */
-  confirmed: number;
+  target?: string;
+  inFlight: ValueRun[];
+}
+
+interface State {
+  /** Every drawn node's data; runs are replaced, never changed in place, so a checkpoint can share them. */
+  data: Map<string, ValueRun[]>;
+  sources: Map<string, SourceState>;
 }
 
 const CHECKPOINT_EVERY = 64;
 const ENDED = new Set(['concluded', 'null']);
 
-const clone = (state: Tracked): Tracked => ({ ...state, source: [...state.source], target: [...state.target], queue: [...state.queue], candidates: [...state.candidates] });
+const clone = (state: State): State => ({
+  data: new Map(state.data),
+  sources: new Map([...state.sources].map(([node, source]) => [node, { ...source }])),
+});
+
+/** The latest backup job on `node` in the frame (jobs are listed newest first, as QEMU lists them). */
+const jobOn = (frame: Frame, node: string): JobState | undefined => frame.jobs.find((job) => job.source === node);
 
 export class GuestDataTrack {
-  private readonly checkpoints: Tracked[] = [];
-  private state: Tracked = { source: [], target: [], queue: [], candidates: [], copyBytes: 0, confirmed: 0 };
+  private readonly checkpoints: State[] = [];
+  private state: State;
   private cursor = -1;
+  /** The granularity each drawn node is kept in: a source's own, and its targets' from it. */
+  private readonly granularity = new Map<string, number>();
 
   constructor(
     private readonly frames: readonly Frame[],
-    private readonly node: string,
-    private readonly granularity: number,
-  ) {}
+    sources: ReadonlyArray<{ node: string; granularity: number }>,
+  ) {
+    for (const { node, granularity } of sources) this.granularity.set(node, granularity);
+    for (const frame of frames) {
+      for (const job of frame.jobs) {
+        const granularity = job.source === undefined ? undefined : this.granularity.get(job.source);
+        if (granularity !== undefined && job.target !== undefined && !this.granularity.has(job.target)) this.granularity.set(job.target, granularity);
+      }
+    }
+    this.state = { data: new Map(), sources: new Map(sources.map(({ node }) => [node, { inFlight: [] }])) };
+  }
 
-  at(index: number): GuestData {
+  /** Each source's data lanes after frame `index`, by source node. */
+  at(index: number): Map<string, DataLanes> {
     if (index < this.cursor) {
       const checkpoint = Math.floor(index / CHECKPOINT_EVERY);
       this.state = clone(this.checkpoints[checkpoint]);
@@ -72,65 +82,53 @@ export class GuestDataTrack {
       this.apply(this.frames[++this.cursor]);
       if (this.cursor % CHECKPOINT_EVERY === 0) this.checkpoints[this.cursor / CHECKPOINT_EVERY] ??= clone(this.state);
     }
-    const { source, target, queue, job, candidates } = this.state;
-    const inFlight = queue.reduce((runs, [start, end, value]) => paint(runs, start, end, value), [] as ValueRun[]);
-    return { source, target, inFlight, ...(job !== undefined && { job }), ...(candidates.length > 0 && { jobUnknown: true }) };
+    const { data, sources } = this.state;
+    const lanes = new Map<string, DataLanes>();
+    for (const [node, { job, target, inFlight }] of sources) {
+      lanes.set(node, {
+        source: data.get(node) ?? [],
+        target: target === undefined ? [] : (data.get(target) ?? []),
+        inFlight,
+        ...(job !== undefined && { job }),
+        ...(target !== undefined && { targetNode: target }),
+      });
+    }
+    return lanes;
+  }
+
+  /** Granules [first, end) of `node` that the bytes cover. */
+  private granules(node: string, offset: number, bytes: number): [number, number] | undefined {
+    const g = this.granularity.get(node);
+    return g === undefined ? undefined : [Math.floor(offset / g), Math.ceil((offset + bytes) / g)];
   }
 
   private apply(frame: Frame): void {
-    const state = this.state;
-    const g = this.granularity;
+    const { data, sources } = this.state;
     for (const write of frame.writes) {
-      if (write.kind !== 'guest' || write.node !== this.node) continue;
-      state.source = paint(state.source, Math.floor(write.offset / g), Math.ceil((write.offset + write.bytes) / g), write.write);
+      const span = this.granules(write.node, write.offset, write.bytes);
+      if (span) data.set(write.node, paint(data.get(write.node) ?? [], span[0], span[1], write.write));
     }
-    for (const change of frame.bitmaps) {
-      const meta = change.meta;
-      if (meta?.role !== 'copy' || meta.node !== this.node) continue;
-      state.copyBytes = meta.count;
-      if (!change.before) this.newCopyBitmap(frame);
-      for (const [start, end] of regranulate(change.set.map(([s, e]) => [s, e, 1]), meta.granularity, g)) {
-        state.queue = state.queue.flatMap((run) => erase([run], start, end));
+    for (const [node, source] of sources) {
+      const job = jobOn(frame, node);
+      if (job && job.id !== source.job) Object.assign(source, { job: job.id, target: job.target, inFlight: [] });
+      const g = this.granularity.get(node)!;
+      for (const change of frame.bitmaps) {
+        const meta = change.meta;
+        if (meta?.role !== 'copy' || meta.node !== node) continue;
+        // Set again in C: the copy failed, the granules wait to be taken again.
+        for (const [start, end] of regranulate(change.set.map(([s, e]) => [s, e, 1]), meta.granularity, g)) source.inFlight = erase(source.inFlight, start, end);
+        if (!frame.cause.label.startsWith('block-copy')) continue;
+        // Taken for copying: each granule shows the data the source holds now.
+        const taken = regranulate(change.cleared.map(([s, e]) => [s, e, 0]), meta.granularity, g);
+        const values = combine(taken, data.get(node) ?? [], (inTaken) => inTaken !== undefined, (_taken, write) => write ?? 0);
+        source.inFlight = combine(source.inFlight, values, () => true, (held, now) => now ?? held!);
       }
-      if (!frame.cause.label.startsWith('block-copy')) continue;
-      const taken = regranulate(change.cleared.map(([s, e]) => [s, e, 0]), meta.granularity, g);
-      // Each taken granule carries the number of the write whose data the source had then.
-      state.queue.push(...combine(taken, state.source, (inTaken) => inTaken !== undefined, (_taken, write) => write ?? 0));
+      for (const write of frame.writes) {
+        if (write.kind !== 'copy' || write.node !== source.target) continue;
+        const [start, end] = this.granules(write.node, write.offset, write.bytes)!;
+        source.inFlight = erase(source.inFlight, start, end);
+      }
+      if (!job || ENDED.has(job.status)) source.inFlight = [];
     }
-    if (state.job === undefined && state.candidates.length) {
-      // Only a single match tells; with equal totals the lane says it does not know.
-      const started = frame.jobs.filter((j) => state.candidates.includes(j.id) && j.total > 0 && j.total === state.copyBytes);
-      if (started.length === 1) Object.assign(state, { job: started[0].id, candidates: [] });
-    }
-    const current = frame.jobs.find((j) => j.id === state.job);
-    if (current) this.progress(current);
-    else state.queue = [];
-  }
-
-  /** A backup job starts on the source: the target lane begins again, for that job. */
-  private newCopyBitmap(frame: Frame): void {
-    const before = new Set(this.frames[frame.index - 1]?.jobs.map((j) => j.id));
-    const created = frame.jobs.filter((j) => j.type === 'backup' && !before.has(j.id)).map((j) => j.id);
-    Object.assign(this.state, { target: [], queue: [], confirmed: 0, candidates: created.length > 1 ? created : [] });
-    if (created.length === 1) this.state.job = created[0];
-    else delete this.state.job;
-  }
-
-  private progress(job: JobState): void {
-    const state = this.state;
-    const done = Math.ceil(job.current / this.granularity);
-    let granules = done - state.confirmed;
-    state.confirmed = done;
-    // A job that ended well copied everything it took; a failed one put back what it did not.
-    if (ENDED.has(job.status)) granules = job.error === undefined ? Infinity : 0;
-    while (granules > 0 && state.queue.length) {
-      const [start, end, value] = state.queue[0];
-      const stop = Math.min(end, start + granules);
-      state.target = paint(state.target, start, stop, value);
-      if (stop === end) state.queue.shift();
-      else state.queue[0] = [stop, end, value];
-      granules -= stop - start;
-    }
-    if (ENDED.has(job.status)) state.queue = [];
   }
 }

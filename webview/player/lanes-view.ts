@@ -83,7 +83,7 @@ function updateLane(
   cursors: LaneCursors,
 ): void {
   const { spec, meta } = state;
-  const title = laneTitle(spec, meta, state.job);
+  const title = laneTitle(spec, meta, state);
   const isData = spec.role === 'source' || spec.role === 'target';
   const absent = !isData && !meta;
   const changed = view.changed.get(spec.key) ?? [];
@@ -148,14 +148,16 @@ function countsText(state: LaneState, absent: boolean): string {
   return `${plural(count, 'granule')} dirty · ${formatBytes(state.meta?.count ?? 0)}`;
 }
 
-const writesOfRun = new WeakMap<RunModel, WriteRecord[]>();
+const writesOfRun = new WeakMap<RunModel, Map<string, WriteRecord[]>>();
 
-/** Every guest write of the recording, for the source lane's key to write colours. */
+/** Every numbered guest write on `node`, for its source lane's key to write colours. */
 function guestWrites(model: RunModel, node: string): WriteRecord[] {
-  let writes = writesOfRun.get(model);
+  let byNode = writesOfRun.get(model);
+  if (!byNode) writesOfRun.set(model, (byNode = new Map()));
+  let writes = byNode.get(node);
   if (!writes) {
-    writes = model.frames.flatMap((frame) => frame.writes.filter((w) => w.kind === 'guest' && w.node === node));
-    writesOfRun.set(model, writes);
+    writes = model.frames.flatMap((frame) => frame.writes.filter((w) => w.kind === 'guest' && w.write > 0 && w.node === node));
+    byNode.set(node, writes);
   }
   return writes;
 }
@@ -180,10 +182,7 @@ function drawNote(
       : cells
         ? `A cell is a granule of ${granule}, a row ${formatBytes(spec.granularity * geometry.rowLength)}${aligned}.`
         : `Each pixel column is about ${plural(Math.round(spec.granules / geometry.positions), 'granule')} of ${granule}; bar height is the share set${aligned}.`;
-  const unattributed = state.jobUnknown
-    ? 'Several backup jobs started at once, and the recording does not say which one copies this node.'
-    : 'No backup job yet.';
-  const text = absent ? absentNote(spec) : spec.role === 'target' && !state.job ? unattributed : scale;
+  const text = absent ? absentNote(spec) : spec.role === 'target' && !state.job ? `No backup job of ${spec.node} yet.` : scale;
   note.selectAll('span.text').data(text ? [text] : []).join('span').attr('class', 'text').text((t) => t);
   const items = note
     .selectAll<HTMLSpanElement, (typeof writes)[number]>('span.write')

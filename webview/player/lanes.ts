@@ -11,7 +11,11 @@ export type LaneRole = 'source' | 'named' | 'successor' | 'copy' | 'cbw-done' | 
 export interface LaneSpec {
   key: string;
   role: LaneRole;
-  /** The node the lane's granules belong to (the filter node for copy-before-write bitmaps). */
+  /**
+   * The node the lane's granules belong to: the filter node for
+   * copy-before-write bitmaps, the source for a target lane (which shows the
+   * target of that source's backup job).
+   */
   node: string;
   name?: string;
   granularity: number;
@@ -48,27 +52,25 @@ export function laneKeyOf(meta: BitmapMeta): string | undefined {
 /** A sync bitmap is a named bitmap that a job has frozen. */
 const laneRoleOf = (meta: BitmapMeta): LaneRole => (meta.role === 'sync' ? 'named' : (meta.role as LaneRole));
 
-/** Which bitmap names the source node, best first: the node a job syncs, a job copies from, or has a named bitmap. */
-const SOURCE_RANK: Partial<Record<BitmapMeta['role'], number>> = { sync: 0, copy: 1, named: 2 };
-const sourceRank = (meta: BitmapMeta | undefined) => (meta && SOURCE_RANK[meta.role]) ?? Infinity;
-
 /**
- * Every lane of a recording, in reading order: the source, its named bitmaps
- * (S among them while a job runs), N, C, the filter's bitmaps, the target
- * (when a backup job runs at all).
+ * Every lane of a recording, in reading order, node by node: a node whose
+ * data is drawn (every backup job's source, and any node with a watched
+ * bitmap that the guest writes to) gets its source lane, its named bitmaps (S
+ * among them while a job runs), N, C, the filter's bitmaps (with the first
+ * such node) and, when it is backed up, its target lane. Other nodes' bitmap
+ * lanes follow, in the order they appeared.
  */
 export function scanLanes(frames: readonly Frame[]): LaneSpec[] {
   const bitmapLanes = new Map<string, LaneSpec>();
-  let sourceMeta: BitmapMeta | undefined;
-  let backup = false;
+  const backupSources: string[] = [];
+  const written = new Set<string>();
   for (const frame of frames) {
+    for (const job of frame.jobs) if (job.source !== undefined && !backupSources.includes(job.source)) backupSources.push(job.source);
+    for (const write of frame.writes) if (write.kind === 'guest') written.add(write.node);
     for (const { meta } of frame.bitmaps) {
       if (!meta) continue;
       const key = laneKeyOf(meta);
-      if (key === undefined) continue;
-      if (sourceRank(meta) < sourceRank(sourceMeta)) sourceMeta = meta;
-      backup ||= meta.role === 'copy';
-      if (bitmapLanes.has(key)) continue;
+      if (key === undefined || bitmapLanes.has(key)) continue;
       const { node, name, granularity, size } = meta;
       bitmapLanes.set(key, {
         key,
@@ -83,16 +85,24 @@ export function scanLanes(frames: readonly Frame[]): LaneSpec[] {
     }
   }
   const lanes = [...bitmapLanes.values()];
-  if (sourceMeta) {
-    const { node, granularity, size } = sourceMeta;
-    const data = { node, granularity, size, granules: Math.ceil(size / granularity), optional: false };
-    lanes.push({ key: 'source', role: 'source', ...data });
-    if (backup) lanes.push({ key: 'target', role: 'target', ...data });
+  const watched = lanes.filter((lane) => !lane.optional);
+  const dataNodes = [...new Set([...backupSources, ...watched.map((lane) => lane.node).filter((node) => written.has(node))])];
+  for (const node of dataNodes) {
+    // In the granules of a named bitmap of the node, so the data lines up with the bitmap a user watches.
+    const model = watched.find((lane) => lane.node === node && lane.role === 'named') ?? watched.find((lane) => lane.node === node);
+    if (!model) continue;
+    const { granularity, size, granules } = model;
+    const data = { node, granularity, size, granules, optional: false };
+    lanes.push({ key: `source:${node}`, role: 'source', ...data });
+    if (backupSources.includes(node)) lanes.push({ key: `target:${node}`, role: 'target', ...data });
   }
-  // The source's own lanes first, then other nodes' in the order they appeared.
-  const nodeRank = (lane: LaneSpec) => (lane.node === sourceMeta?.node || lane.optional ? 0 : 1);
+  const group = (lane: LaneSpec) => {
+    if (lane.optional) return 0;
+    const at = dataNodes.indexOf(lane.node);
+    return at < 0 ? dataNodes.length : at;
+  };
   return lanes
     .map((lane, seen) => ({ lane, seen }))
-    .sort((a, b) => nodeRank(a.lane) - nodeRank(b.lane) || ORDER.indexOf(a.lane.role) - ORDER.indexOf(b.lane.role) || a.seen - b.seen)
+    .sort((a, b) => group(a.lane) - group(b.lane) || ORDER.indexOf(a.lane.role) - ORDER.indexOf(b.lane.role) || a.seen - b.seen)
     .map(({ lane }) => lane);
 }

@@ -53,7 +53,7 @@ const LEGEND: Array<{ title: string; entries: Entry[] }> = [
     entries: [
       { swatch: 'cell on w1', text: 'data of guest write #1; each write has its own colour and pattern' },
       { swatch: 'cell on w2', text: 'data of guest write #2' },
-      { swatch: 'cell on old', text: 'copied data older than the recording' },
+      { swatch: 'cell on old', text: 'zeroes, or data older than the recording' },
       { swatch: 'cell flight w1', text: 'in flight: taken from C, not yet copied' },
     ],
   },
@@ -71,7 +71,7 @@ const MARKERS: Array<[keyof typeof GLYPHS, string]> = [
   ['cleanup', 'cleanup operation'],
   ['job', 'job created or ended'],
   ['write', 'guest write'],
-  ['copy', 'block-copy takes clusters (ticks under the track)'],
+  ['copy', 'a copy to the backup target (ticks under the track)'],
 ];
 
 export function legend(root: Part): void {

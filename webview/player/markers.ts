@@ -3,6 +3,7 @@
  * "next failure / cleanup / write" keys.
  */
 import type { Frame } from '../../src/engine/timeline/frame';
+import { copyText, guestLabel } from './io';
 
 export type MarkerKind = 'failure' | 'cleanup' | 'write' | 'job' | 'copy';
 
@@ -47,10 +48,10 @@ export function markersOf(frames: readonly Frame[]): Marker[] {
     if (frame.cause.kind === 'trace' && CLEANUP_TRACES.has(frame.cause.label)) {
       add('cleanup', `cleanup: ${CLEANUP_NAMES[frame.cause.label]} ${text(frame.cause.detail?.bitmap)}`);
     }
-    const written = frame.writes.filter((write) => write.kind === 'guest');
-    if (written.length) add('write', `guest write ${written.map((write) => `#${write.write}`).join(', ')}`);
-    const taken = frame.cause.label.startsWith('block-copy') && frame.bitmaps.some((c) => c.meta?.role === 'copy' && c.cleared.length);
-    if (taken) add('copy', 'block-copy takes clusters from C');
+    const written = guestLabel(frame);
+    if (written) add('write', written);
+    const copied = copyText(frame);
+    if (copied) add('copy', copied);
   }
   return markers;
 }

@@ -1,7 +1,7 @@
 /**
  * One recorded run, ready to draw at any frame: its lanes' contents there and
  * what that frame changed in each. Bitmaps come from the engine's Timeline
- * (deltas and snapshots), guest data from GuestDataTrack.
+ * (deltas and snapshots), data from GuestDataTrack.
  */
 import type { BitmapMeta, Frame } from '../../src/engine/timeline/frame';
 import { Timeline } from '../../src/engine/timeline/timeline';
@@ -17,11 +17,11 @@ export interface LaneState {
   /** The bitmap the lane shows; absent when there is none (N and C outside a job). */
   meta?: BitmapMeta;
   runs: ValueRun[];
-  /** Target only: granules taken from C and not yet counted as copied. */
+  /** Target only: granules taken from C and not yet copied. */
   inFlight?: ValueRun[];
-  /** Target only: the backup job it belongs to, or that it cannot be told. */
+  /** Target only: the backup job whose target the lane shows, and that node. */
   job?: string;
-  jobUnknown?: true;
+  targetNode?: string;
   /** More than one bitmap is drawn in the lane (several jobs at once). */
   merged?: true;
 }
@@ -43,15 +43,14 @@ export class RunModel {
   readonly markers: Marker[];
   readonly cleanups: Cleanup[];
   private readonly timeline: Timeline;
-  private readonly guestData: GuestDataTrack | undefined;
+  private readonly guestData: GuestDataTrack;
   private readonly cache = new Map<number, LaneState[]>();
 
   constructor(readonly run: RecordedRun) {
     this.frames = run.frames;
     this.timeline = new Timeline(run.frames);
     this.lanes = scanLanes(run.frames);
-    const source = this.lanes.find((lane) => lane.role === 'source');
-    this.guestData = source && new GuestDataTrack(run.frames, source.node, source.granularity);
+    this.guestData = new GuestDataTrack(run.frames, this.lanes.filter((lane) => lane.role === 'source'));
     this.markers = markersOf(run.frames);
     this.cleanups = cleanupsOf(this);
   }
@@ -106,11 +105,10 @@ export class RunModel {
       if (lane.meta) Object.assign(lane, { runs: union(lane.runs, runs), merged: true });
       else Object.assign(lane, { runs, meta });
     }
-    const data = this.guestData?.at(index);
-    if (data) {
-      byKey.get('source')!.runs = data.source;
-      const target = byKey.get('target');
-      if (target) Object.assign(target, { runs: data.target, inFlight: data.inFlight, ...(data.job !== undefined && { job: data.job }), ...(data.jobUnknown && { jobUnknown: true }) });
+    for (const [node, { source, target, inFlight, job, targetNode }] of this.guestData.at(index)) {
+      byKey.get(`source:${node}`)!.runs = source;
+      const lane = byKey.get(`target:${node}`);
+      if (lane) Object.assign(lane, { runs: target, inFlight, ...(job !== undefined && { job }), ...(targetNode !== undefined && { targetNode }) });
     }
     const lanes = [...byKey.values()];
     this.cache.set(index, lanes);
