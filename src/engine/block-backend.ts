@@ -38,8 +38,7 @@ export class BlockBackend {
   discard(offset: number, bytes: number): void {
     this.checkWritable();
     this.checkRequest(offset, bytes);
-    this.node.discard(offset, bytes);
-    this.written('discard', offset, bytes);
+    if (this.node.discard(offset, bytes)) this.written('discard', offset, bytes);
   }
 
   flush(): void {

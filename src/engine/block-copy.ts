@@ -93,8 +93,8 @@ export interface BlockCopyOptions {
   compress: boolean;
   /** Called with the copy bitmap's every change, for the timeline. */
   onChange?: () => void;
-  /** Called when a task has copied [offset, offset + bytes) to the target. */
-  onCopied?: (offset: number, bytes: number, zeroes: boolean) => void;
+  /** Called when a task has copied [offset, offset + bytes) to the target; `beforeWrite` for copy-before-write. */
+  onCopied?: (offset: number, bytes: number, zeroes: boolean, beforeWrite: boolean) => void;
 }
 
 export class BlockCopyState {
@@ -305,7 +305,8 @@ export class BlockCopyState {
     }
     if (!error) {
       this.progress?.workDone(task.bytes);
-      this.options.onCopied?.(task.offset, bytes, task.zeroes);
+      // Only copy-before-write calls ignore the rate limit.
+      this.options.onCopied?.(task.offset, bytes, task.zeroes, call.ignoreRatelimit);
     }
     this.endTask(task, error);
     release();

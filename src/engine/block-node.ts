@@ -229,11 +229,12 @@ export abstract class BlockNode {
     this.tracked(offset, bytes, () => this.driverWriteZeroes(offset, bytes, mayUnmap));
   }
 
-  /** bdrv_co_pdiscard(): a no-op unless the node was opened with discard=unmap. */
-  discard(offset: number, bytes: number): void {
+  /** bdrv_co_pdiscard(): a no-op unless the node was opened with discard=unmap; says whether it was done. */
+  discard(offset: number, bytes: number): boolean {
     this.checkRange(offset, bytes, false);
-    if (!this.common.discardUnmap) return;
+    if (!this.common.discardUnmap) return false;
     this.tracked(offset, bytes, () => this.driverDiscard(offset, bytes));
+    return true;
   }
 
   flush(): void {

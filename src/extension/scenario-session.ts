@@ -24,7 +24,7 @@ export function isLandmark(frame: Frame, kind: Landmark): boolean {
     case 'cleanup':
       return frame.cause.kind === 'trace' && CLEANUP.has(frame.cause.label);
     case 'write':
-      return frame.writes.length > 0;
+      return frame.writes.some((write) => write.kind === 'guest');
     case 'event':
       return frame.events.length > 0;
   }

@@ -26,7 +26,7 @@ export class CopyBeforeWriteNode extends BlockNode {
     compress: boolean,
     common: CommonNodeOptions,
     /** Told of each copy, for the timeline. */
-    onCopied?: (offset: number, bytes: number, zeroes: boolean) => void,
+    onCopied?: (offset: number, bytes: number, zeroes: boolean, beforeWrite: boolean) => void,
   ) {
     super(nodeName, source.length, common);
     this.children.set('file', source);

@@ -311,10 +311,11 @@ export class BackupJob extends Job {
     const sync = (ret === 0 || bitmapMode === 'always') && bitmapMode !== 'never';
     const name = bitmap.name;
     const result = sync ? this.source.abdicate(bitmap) : this.source.reclaim(bitmap);
-    this.backupHost.note(sync ? 'abdicate' : 'reclaim', { bitmap: name, mode: bitmapMode, ret });
+    const about = { bitmap: name, node: this.source.nodeName, job: this.id, mode: bitmapMode, ret };
+    this.backupHost.note(sync ? 'abdicate' : 'reclaim', about);
     if (ret < 0 && bitmapMode === 'always') {
       result.mergeInternal(this.cbw.bcs.copyBitmap);
-      this.backupHost.note('merge-copy-bitmap', { bitmap: name, mode: bitmapMode, ret });
+      this.backupHost.note('merge-copy-bitmap', about);
     }
   }
 
@@ -379,8 +380,8 @@ function insertFilter(host: BackupHost, args: BackupArgs, source: BlockNode, tar
   }
   const name = given ?? graph.autoNodeName();
   const parents = graph.parentsOf(source);
-  const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, source.common, (offset, bytes, zeroes) =>
-    host.note('copy', { source: source.nodeName, target: target.nodeName, offset, bytes, zeroes }),
+  const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, source.common, (offset, bytes, zeroes, beforeWrite) =>
+    host.note('copy', { source: source.nodeName, target: target.nodeName, offset, bytes, zeroes, by: beforeWrite ? 'copy-before-write' : 'backup' }),
   );
   graph.add(cbw);
   for (const parent of parents) parent.replaceChild(source, cbw);
