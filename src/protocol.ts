@@ -167,3 +167,33 @@ function extents(value: unknown, path: string, size: number): Extent[] {
     return [start, end];
   });
 }
+
+/** Player panel, host → webview: show frame `index` of run `run`. */
+export interface PlayerSeekMessage {
+  type: 'seek';
+  version: typeof PROTOCOL_VERSION;
+  run: number;
+  index: number;
+}
+
+/** Player panel, webview → host: the frame now shown. */
+export interface PlayerFrameMessage {
+  type: 'frame';
+  version: typeof PROTOCOL_VERSION;
+  run: number;
+  index: number;
+}
+
+function parseFrameRef<T extends 'seek' | 'frame'>(type: T, data: unknown): Parsed<{ type: T; version: typeof PROTOCOL_VERSION; run: number; index: number }> {
+  const value = data as Record<string, unknown> | null;
+  if (typeof value !== 'object' || value === null || value.type !== type) return { error: `not a ${type} message` };
+  if (value.version !== PROTOCOL_VERSION) return { error: `${type}: version ${String(value.version)}, expected ${PROTOCOL_VERSION}` };
+  const { run, index } = value;
+  if (!Number.isSafeInteger(run) || (run as number) < 0 || !Number.isSafeInteger(index) || (index as number) < 0) {
+    return { error: `${type}: run and index must be non-negative integers` };
+  }
+  return { message: { type, version: PROTOCOL_VERSION, run: run as number, index: index as number } };
+}
+
+export const parsePlayerSeek = (data: unknown): Parsed<PlayerSeekMessage> => parseFrameRef('seek', data);
+export const parsePlayerFrame = (data: unknown): Parsed<PlayerFrameMessage> => parseFrameRef('frame', data);

@@ -11,6 +11,7 @@ import { toQemuJson } from '../engine/qobject';
 import { PLAYGROUND_VIEW_TYPE, PlaygroundPanel } from './playground-panel';
 import { playgroundSnapshot } from './playground-snapshot';
 import { IMAGE_VIEW_TYPE, ImageEditor } from './image-editor';
+import { PLAYER_VIEW_TYPE, PlayerPanel } from './player-panel';
 import type { ScenarioSession } from './scenario-session';
 import { Scenarios } from './scenarios';
 
@@ -38,6 +39,8 @@ export function activate(context: vscode.ExtensionContext): void {
   };
 
   const scenarios = new Scenarios(context.extensionUri);
+  const player = new PlayerPanel(context.extensionUri, (uri) => scenarios.open(uri), (line) => output.appendLine(line));
+  scenarios.onDidChangeSession((session) => session && player.show(session));
   const scenarioCommands: Array<[string, (...args: never[]) => unknown]> = [
     ['bitmapLab.openScenario', async (uri?: vscode.Uri) => summary(await scenarios.open(uri))],
     ['bitmapLab.rerunScenario', async () => summary(await scenarios.open(scenarios.current?.uri))],
@@ -64,6 +67,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     scenarios,
     vscode.window.registerCustomEditorProvider(IMAGE_VIEW_TYPE, new ImageEditor()),
+    vscode.window.registerWebviewPanelSerializer(PLAYER_VIEW_TYPE, player),
     vscode.window.registerTreeDataProvider('bitmapLab.frame', scenarios.tree),
     vscode.languages.registerCodeLensProvider({ pattern: '**/*.bitmaplab.json' }, scenarios),
     ...scenarioCommands.map(([id, handler]) => vscode.commands.registerCommand(id, handler)),

@@ -58,7 +58,7 @@ export class FrameTree implements vscode.TreeDataProvider<Item>, vscode.Disposab
     const nodes = new Map<string, Item[]>();
     for (const { meta } of state.bitmaps.values()) nodes.set(meta.node, [...(nodes.get(meta.node) ?? []), bitmapItem(meta)]);
     return [
-      { label: `Frame ${frame.index + 1} of ${session.length}`, description: `${frame.cause.kind}: ${frame.cause.label}`, icon: 'debug-stackframe', tooltip: frame.narration },
+      { label: `Frame ${frame.index} / ${session.length - 1}`, description: `${frame.cause.kind}: ${frame.cause.label}`, icon: 'debug-stackframe', tooltip: frame.narration },
       ...[...nodes].map(([node, bitmaps]) => ({ label: node, description: 'node', icon: 'database', children: bitmaps })),
       ...state.jobs.map((job) => ({
         label: `job ${job.id}`,

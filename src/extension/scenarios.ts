@@ -121,7 +121,8 @@ export class Scenarios implements vscode.Disposable, vscode.CodeLensProvider {
       return;
     }
     const frame = session.state().frame;
-    this.status.text = `$(debug-step-over) Bitmap Lab ${session.frame + 1}/${session.length}`;
+    // As the panel counts them: frame index / last index.
+    this.status.text = `$(debug-step-over) Bitmap Lab frame ${session.frame} / ${session.length - 1}`;
     this.status.tooltip = `${frame.cause.kind}: ${frame.cause.label}${frame.narration ? `\n\n${frame.narration}` : ''}`;
     this.status.show();
   }

@@ -3,7 +3,10 @@
  * that the page carries as JSON and mounts the player. Built as an IIFE so an
  * exported page can inline it under a hash-pinned CSP.
  */
+import { PROTOCOL_VERSION, parsePlayerSeek, type PlayerFrameMessage } from '../../src/protocol';
 import { Player } from './player';
+
+declare function acquireVsCodeApi(): { postMessage(message: unknown): void; setState(state: unknown): void };
 import { unpackRuns } from './runs-format';
 
 const root = document.getElementById('player') as HTMLElement;
@@ -17,6 +20,22 @@ try {
 if ('error' in runs) {
   root.textContent = `Bitmap Lab cannot show this page: ${runs.error}.`;
   console.error(`Bitmap Lab: ${runs.error}`);
+} else if (typeof acquireVsCodeApi === 'function') {
+  // In a VS Code panel: the host follows the frame shown, may ask for another,
+  // and reopens the scenario at the kept frame after a reload.
+  const vscode = acquireVsCodeApi();
+  const scenario = root.dataset.scenario;
+  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', (run, index) => {
+    const message: PlayerFrameMessage = { type: 'frame', version: PROTOCOL_VERSION, run, index };
+    vscode.postMessage(message);
+    if (run === 0) vscode.setState({ scenario, frame: index });
+  });
+  player.seekTo(0, Number(root.dataset.frame ?? 0));
+  window.addEventListener('message', (event: MessageEvent) => {
+    const parsed = parsePlayerSeek(event.data);
+    if ('error' in parsed) console.warn(`Bitmap Lab: ignored a message: ${parsed.error}`);
+    else player.seekTo(parsed.message.run, parsed.message.index);
+  });
 } else {
   new Player(root, runs, root.dataset.title ?? 'recorded runs');
 }

@@ -33,7 +33,13 @@ export class Player {
   private saving: Timer | undefined;
   private readonly announcer: HTMLElement;
 
-  constructor(root: HTMLElement, runs: RecordedRun[], title: string) {
+  /** `onSeek` hears every frame shown, run by run (the VS Code host follows it). */
+  constructor(
+    root: HTMLElement,
+    runs: RecordedRun[],
+    title: string,
+    private readonly onSeek: (run: number, index: number) => void = () => {},
+  ) {
     const page = select(root);
     writePatterns(page);
     const header = page.append<HTMLElement>('header').attr('class', 'page-header');
@@ -125,9 +131,16 @@ export class Player {
     }
   }
 
+  /** Shows frame `index` of run `run` (0-based), as asked from outside the page. */
+  seekTo(run: number, index: number): void {
+    const panel = this.panels[run];
+    if (panel && Number.isInteger(index) && index >= 0 && index < panel.length) this.seek(panel, index);
+  }
+
   private seek(panel: RunPanel, index: number): void {
     if (index === panel.index && panel.element.querySelector('.lane')) return;
     panel.show(index, this.showOptional);
+    this.onSeek(this.panels.indexOf(panel), panel.index);
     // Announce every manual step, but only marked frames while playing, or a screen reader would never catch up.
     if (!this.timer || panel.model.markers.some((m) => m.frame === panel.index && m.kind !== 'copy')) {
       this.announcer.textContent = panel.announcement();

@@ -17,6 +17,11 @@ suite('Scenario files', () => {
     const cleanup = (await vscode.commands.executeCommand('bitmapLab.nextCleanup')) as number;
     assert.ok(failure > 0 && cleanup > failure, `failure at ${failure}, cleanup at ${cleanup}`);
     assert.equal(await vscode.commands.executeCommand('bitmapLab.lastFrame'), opened.frames - 1);
+    // The Bitmap Lab panel shows the recording beside the editor (tabs appear a moment later).
+    const panels = () => vscode.window.tabGroups.all.flatMap((group) => group.tabs).filter((tab) => tab.input instanceof vscode.TabInputWebview && tab.input.viewType.endsWith('bitmapLab.player'));
+    for (let waited = 0; waited < 5000 && !panels().length; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(panels().length, 1);
+    assert.match(panels()[0].label, /Bitmap Lab: A failed incremental backup, bitmap-mode always/);
   });
 
   test('a broken expectation becomes a diagnostic on its step', async () => {
