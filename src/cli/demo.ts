@@ -11,7 +11,7 @@ import { parseScenario } from '../engine/scenario/parse';
 import { runScenario, type ScenarioRun } from '../engine/scenario/runner';
 import { Timeline } from '../engine/timeline/timeline';
 import { renderTimelineHtml } from './html-export';
-import { human } from './run';
+import { human, terminalProgress } from './run';
 
 const MODES = ['on-success', 'always'] as const;
 const FORMULA = { 'on-success': 'S ∪ N', always: 'N ∪ C' };
@@ -35,7 +35,9 @@ interface Outcome {
 function outcome(mode: Outcome['mode'], dir: string): Outcome {
   const file = path.join(examplesDir(), `failed-incremental-${mode}.bitmaplab.json`);
   const scenario = parseScenario(fs.readFileSync(file, 'utf8'), file);
-  const run = runScenario(scenario, path.join(dir, mode));
+  const progress = terminalProgress(`demo, ${mode}`);
+  const run = runScenario(scenario, path.join(dir, mode), progress.step);
+  progress.done();
   if (run.failures.length) throw new Error(`${file}: ${run.failures.join('; ')}`);
   const timeline = new Timeline(run.frames);
   const failed = run.frames.findIndex((frame) => frame.events.some((e) => e.event === 'BLOCK_JOB_COMPLETED' && e.data.device === 'inc'));

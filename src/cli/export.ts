@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { ScenarioSyntaxError, parseScenario } from '../engine/scenario/parse';
 import { runScenario } from '../engine/scenario/runner';
 import { renderTimelineHtml } from './html-export';
+import { terminalProgress } from './run';
 
 export function exportCommand(file: string, options: { html: string }): void {
   let scenario;
@@ -18,7 +19,9 @@ export function exportCommand(file: string, options: { html: string }): void {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-export-'));
   try {
-    const run = runScenario(scenario, dir);
+    const progress = terminalProgress(path.basename(file));
+    const run = runScenario(scenario, dir, progress.step);
+    progress.done();
     const page = renderTimelineHtml([{ title: scenario.title, ...(scenario.description !== undefined && { description: scenario.description }), frames: run.frames }], { title: scenario.title });
     fs.writeFileSync(options.html, page);
     process.stdout.write(`${run.frames.length} frames written to ${path.resolve(options.html)}\n`);

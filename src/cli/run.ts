@@ -59,6 +59,18 @@ function frameState(run: ScenarioRun, to: string): unknown {
   };
 }
 
+/**
+ * A progress line on a terminal's stderr while a scenario runs; nothing when
+ * stderr is a pipe or a file, so scripts read only results.
+ */
+export function terminalProgress(what: string): { step: (step: number, of: number, label: string) => void; done: () => void } {
+  if (!process.stderr.isTTY) return { step: () => {}, done: () => {} };
+  return {
+    step: (step, of, label) => process.stderr.write(`\r\x1b[K${what}: step ${step + 1} of ${of}, ${label}`),
+    done: () => process.stderr.write('\r\x1b[K'),
+  };
+}
+
 export function runCommand(file: string, options: RunOptions): void {
   let scenario;
   try {
@@ -73,7 +85,9 @@ export function runCommand(file: string, options: RunOptions): void {
   }
   const dir = options.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-run-'));
   try {
-    const run = runScenario(scenario, dir);
+    const progress = terminalProgress(path.basename(file));
+    const run = runScenario(scenario, dir, progress.step);
+    progress.done();
     if (options.to !== undefined) process.stdout.write(`${JSON.stringify(frameState(run, options.to), null, 2)}\n`);
     else if (options.json) process.stdout.write(`${JSON.stringify({ title: scenario.title, steps: run.steps, failures: run.failures, frames: run.frames.length }, null, 2)}\n`);
     else {

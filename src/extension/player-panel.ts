@@ -96,7 +96,7 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="${asset('player.css')}">
 <title>Bitmap Lab</title></head>
-<body>
+<body class="${vscode.workspace.getConfiguration('bitmapLab').get<boolean>('reducedMotion', false) ? 'reduced-motion' : ''}">
 <div id="player" data-title="${attribute(title)}" data-scenario="${attribute(session.uri.toString())}" data-frame="${session.frame}"></div>
 <script type="application/json" id="bitmap-lab-runs">${scriptSafe(JSON.stringify(runs))}</script>
 <script nonce="${nonce}" src="${asset('player.js')}"></script>

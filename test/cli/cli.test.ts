@@ -25,9 +25,10 @@ function scratch(name: string, content: string): string {
   return file;
 }
 
-test('run: a table of the steps, and success when every expectation holds', () => {
-  const { code, stdout } = cli('run', EXAMPLE);
+test('run: a table of the steps, and success when every expectation holds; no progress line when piped', () => {
+  const { code, stdout, stderr } = cli('run', EXAMPLE);
   assert.equal(code, 0);
+  assert.equal(stderr, '');
   assert.match(stdout, /block-job-set-speed .* ok +drive0\/bitmap0=12\.06 MiB/);
   assert.match(stdout, /every expectation held/);
 });

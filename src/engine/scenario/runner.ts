@@ -284,7 +284,8 @@ function checkBits(what: string, bitmap: DirtyBitmap, expected: BitsExpectation,
 }
 
 /** Runs `scenario` with its images in `dir` (created there). */
-export function runScenario(scenario: Scenario, dir: string): ScenarioRun {
+/** Runs `scenario` with its images in `dir`; `progress` hears each step as it starts (for long runs). */
+export function runScenario(scenario: Scenario, dir: string, progress?: (step: number, of: number, label: string) => void): ScenarioRun {
   createImages(scenario.images, dir);
   const run = new Run(scenario.images, dir);
   const steps: StepResult[] = [];
@@ -296,6 +297,7 @@ export function runScenario(scenario: Scenario, dir: string): ScenarioRun {
   }
   if (setupFailures.length) return { frames: run.recorder.frames, steps, failures: setupFailures };
   scenario.steps.forEach((step, index) => {
+    progress?.(index, scenario.steps.length, describeStep(step));
     run.recorder.step = index;
     if (step.narration !== undefined) run.recorder.narration = step.narration;
     const failures: string[] = [];
