@@ -72,11 +72,6 @@ export class DirtyBitmap {
     this.bits.resetAll();
   }
 
-  /** Is the granule holding byte `offset` dirty? */
-  isDirty(offset: number): boolean {
-    return this.bits.get(Math.floor(offset / this.granularity));
-  }
-
   /** Maximal dirty byte ranges [start, end), clipped to the node length. */
   *dirtyExtents(): Generator<[number, number]> {
     for (const [first, end] of this.bits.extents()) {

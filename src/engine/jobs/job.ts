@@ -141,10 +141,6 @@ export abstract class Job {
     this.host.scheduler.enter(`job ${this.id}`, this.entry());
   }
 
-  get isStarted(): boolean {
-    return this.started;
-  }
-
   /** job_co_entry(): a pause point first, then the driver's work. */
   private *entry(): CoroutineBody {
     yield* this.pausePoint();

@@ -53,10 +53,6 @@ export class Timeline {
     return this.frames.length;
   }
 
-  get position(): number {
-    return this.cursor;
-  }
-
   /** The state after frame `index`. Do not keep the bit sets: the next seek changes them. */
   seek(index: number): FrameState {
     if (!Number.isInteger(index) || index < 0 || index >= this.frames.length) {
