@@ -71,7 +71,7 @@ export class QmpEndpoint {
 
   private shutDown(): void {
     if (this.finished) return;
-    this.engine.graph.closeAll();
+    this.engine.shutdown();
     this.sendEvents();
     this.finish();
   }

@@ -86,6 +86,17 @@ export class Engine implements BackupHost {
     this.drainEnd(jobs);
   }
 
+  /**
+   * qemu_cleanup(): drain everything (running jobs pause), cancel every job
+   * and wait for it, then close every node, storing persistent bitmaps.
+   */
+  shutdown(): void {
+    for (const job of this.jobs) job.pause();
+    this.scheduler.settle();
+    for (const job of [...this.jobs]) job.cancelSync();
+    this.graph.closeAll();
+  }
+
   addJob(job: Job): void {
     this.jobs.unshift(job);
   }

@@ -113,3 +113,15 @@ test('the same inputs give the same events, in the same order, at the same virtu
   assert.ok(first.length > 5);
   assert.deepEqual(trace(), first);
 });
+
+test('quit with a job running: drain, cancel, then close (the events QEMU 7.2 sends between SHUTDOWN and the reply)', () => {
+  const { run, write, monitor } = setUp();
+  write(0, 4 * 65536);
+  run('blockdev-backup', backup('always', { speed: 1 }));
+  monitor.takeEvents();
+  run('quit');
+  assert.deepEqual(monitor.takeEvents().map((e) => e.event + (e.data.status ? `:${e.data.status}` : '')), [
+    'SHUTDOWN', 'JOB_STATUS_CHANGE:paused', 'JOB_STATUS_CHANGE:running', 'JOB_STATUS_CHANGE:aborting', 'BLOCK_JOB_CANCELLED',
+    'JOB_STATUS_CHANGE:concluded', 'JOB_STATUS_CHANGE:null',
+  ]);
+});

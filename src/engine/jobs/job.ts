@@ -222,6 +222,16 @@ export abstract class Job {
     this.cancel();
   }
 
+  /** job_cancel_sync(): cancel, and run the scheduler until the job has concluded. */
+  cancelSync(): void {
+    const concluded = () => this.status === 'concluded' || this.status === 'null';
+    if (concluded()) return;
+    this.cancel();
+    while (!concluded()) {
+      if (!this.host.scheduler.step()) throw new Error(`job ${this.id} cannot conclude`);
+    }
+  }
+
   cancel(): void {
     if (this.status === 'concluded') {
       this.dismiss();

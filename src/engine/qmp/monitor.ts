@@ -74,12 +74,12 @@ const COMMANDS: Record<string, Command> = {
     run: (e, a) => transaction(e, { actions: [{ type: 'blockdev-backup', data: a }] }),
   },
   ...JOB_COMMANDS,
-  /** Announces the shutdown, then closes every node, storing persistent bitmaps; the QMP server then exits. */
+  /** Announces the shutdown, cancels every job, closes every node (storing persistent bitmaps); the QMP server then exits. */
   quit: {
     args: noArgs,
     run: (e) => {
       e.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
-      e.graph.closeAll();
+      e.shutdown();
       return {};
     },
   },
