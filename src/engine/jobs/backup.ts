@@ -362,12 +362,16 @@ function jobId(host: BackupHost, id = ''): string {
  */
 function checkOpBlockers(host: BackupHost, source: BlockNode, target: BlockNode): void {
   for (const node of [source, target]) {
-    const user = host.jobs.find((job) => job instanceof BackupJob && job.nodes().includes(node));
+    // A concluded job has let go of its nodes (block_job_remove_all_bdrv() in clean).
+    const user = host.jobs.find((job) => job instanceof BackupJob && job.status !== 'concluded' && job.nodes().includes(node));
     if (user) throw genericError(`Node '${node.nodeName}' is busy: block device is in use by block job: ${user.type}`);
   }
 }
 
-/** bdrv_cbw_append(): the filter takes the source's place under its parents. */
+/**
+ * bdrv_cbw_append(): the filter takes the source's place under its parents.
+ * It is opened read-write without discard=unmap, so it drops discards.
+ */
 function insertFilter(host: BackupHost, args: BackupArgs, source: BlockNode, target: BlockNode): CopyBeforeWriteNode {
   const { graph } = host;
   const given = args['filter-node-name'];
@@ -380,7 +384,7 @@ function insertFilter(host: BackupHost, args: BackupArgs, source: BlockNode, tar
   }
   const name = given ?? graph.autoNodeName();
   const parents = graph.parentsOf(source);
-  const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, source.common, (offset, bytes, zeroes, beforeWrite) =>
+  const cbw = new CopyBeforeWriteNode(name, host.scheduler, source, target, clusterSizeFor(target, host), args.compress ?? false, { ...source.common, discardUnmap: false }, (offset, bytes, zeroes, beforeWrite) =>
     host.note('copy', { source: source.nodeName, target: target.nodeName, offset, bytes, zeroes, by: beforeWrite ? 'copy-before-write' : 'backup' }),
   );
   graph.add(cbw);

@@ -158,7 +158,6 @@ export function mergeAction(graph: BlockGraph, args: BlockDirtyBitmapMerge): Act
   return {
     prepare() {
       const { node, bitmap: target } = graph.lookupBitmap(args.node, args.target);
-      checkBitmap(target, DEFAULT_CHECKS);
       // Sources gather in a temporary bitmap first, so a failure leaves the target as it was.
       const gathered = node.createBitmap(target.granularity);
       try {
