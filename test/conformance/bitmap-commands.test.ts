@@ -132,6 +132,9 @@ const scenarios: Record<string, Step[]> = {
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'new' }), action('block-dirty-bitmap-add', { node: 'n0', name: 'new', granularity: 4096 })] }),
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-clear', { node: 'n0', name: 'keep' })] }),
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'new', bitmaps: ['keep'] })] }),
+    // A busy target: the missing source is reported first (sources are merged before the target is checked).
+    qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'keep', bitmaps: ['missing'] })] }),
+    qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'keep', bitmaps: ['new'] })] }),
     qmp('transaction', {
       actions: [
         action('block-dirty-bitmap-clear', { node: 'n0', name: 'keep' }),
