@@ -132,9 +132,14 @@ const scenarios: Record<string, Step[]> = {
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'new' }), action('block-dirty-bitmap-add', { node: 'n0', name: 'new', granularity: 4096 })] }),
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-clear', { node: 'n0', name: 'keep' })] }),
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'new', bitmaps: ['keep'] })] }),
-    // A busy target: the missing source is reported first (sources are merged before the target is checked).
+    // A busy target: a missing source is reported first (each source is looked up before the target is checked).
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'keep', bitmaps: ['missing'] })] }),
     qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'keep', bitmaps: ['new'] })] }),
+    // The target is checked as each found source is merged, before that source's size.
+    nullNode('small', MiB),
+    qmp('block-dirty-bitmap-add', { node: 'small', name: 's' }),
+    qmp('transaction', { actions: [action('block-dirty-bitmap-remove', { node: 'n0', name: 'keep' }), action('block-dirty-bitmap-merge', { node: 'n0', target: 'keep', bitmaps: [{ node: 'small', name: 's' }] })] }),
+    qmp('transaction', { actions: [action('block-dirty-bitmap-merge', { node: 'n0', target: 'new', bitmaps: [{ node: 'small', name: 's' }, 'missing'] })] }),
     qmp('transaction', {
       actions: [
         action('block-dirty-bitmap-clear', { node: 'n0', name: 'keep' }),

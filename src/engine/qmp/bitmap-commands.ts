@@ -159,10 +159,13 @@ export function mergeAction(graph: BlockGraph, args: BlockDirtyBitmapMerge): Act
     prepare() {
       const { node, bitmap: target } = graph.lookupBitmap(args.node, args.target);
       // Sources gather in a temporary bitmap first, so a failure leaves the target as it was.
+      // QEMU 7.2 checks the target as each source is merged, after that source's lookup.
       const gathered = node.createBitmap(target.granularity);
       try {
         for (const source of args.bitmaps) {
-          mergeBitmaps(gathered, lookupSource(graph, args.node, source));
+          const bitmap = lookupSource(graph, args.node, source);
+          checkBitmap(target, DEFAULT_CHECKS);
+          mergeBitmaps(gathered, bitmap);
         }
         const saved = saveBits(target);
         mergeBitmaps(target, gathered);
