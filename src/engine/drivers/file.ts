@@ -1,5 +1,6 @@
 /** The `file` protocol driver: positional reads and writes on a host file. */
 import * as fs from 'node:fs';
+import { Extents } from './extents';
 import { BlockNode, type BlockStatus, type CommonNodeOptions, type DriverInfo } from '../block-node';
 import { IoError } from '../io-error';
 import { genericError } from '../qmp-error';
@@ -32,6 +33,8 @@ function firstBlockNot(bytes: Uint8Array, zero: boolean): number {
 export class FileNode extends BlockNode {
   readonly driver = 'file';
   private fd: number | undefined;
+  /** Filesystem blocks this node wrote data to: allocated, whatever the bytes. */
+  private readonly written = new Extents();
 
   /** Opens read-only unless the node is to be written. */
   constructor(nodeName: string, readonly path: string, common: CommonNodeOptions) {
@@ -80,6 +83,12 @@ export class FileNode extends BlockNode {
   }
 
   protected driverWrite(offset: number, data: Uint8Array): void {
+    this.writeBytes(offset, data);
+    const start = Math.floor(offset / FS_BLOCK) * FS_BLOCK;
+    this.written.add(start, Math.ceil((offset + data.length) / FS_BLOCK) * FS_BLOCK);
+  }
+
+  private writeBytes(offset: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) {
       done += this.io(() => fs.writeSync(this.handle(), data, done, data.length - done, offset + done));
@@ -92,11 +101,15 @@ export class FileNode extends BlockNode {
     return true;
   }
 
+  /** Like file-posix's FALLOC_FL_ZERO_RANGE, whole blocks zeroed become holes to SEEK_DATA. */
   protected override driverWriteZeroes(offset: number, bytes: number): void {
     const chunk = new Uint8Array(Math.min(bytes, 1 << 20));
     for (let done = 0; done < bytes; done += chunk.length) {
-      this.driverWrite(offset + done, chunk.subarray(0, Math.min(chunk.length, bytes - done)));
+      this.writeBytes(offset + done, chunk.subarray(0, Math.min(chunk.length, bytes - done)));
     }
+    const start = Math.ceil(offset / FS_BLOCK) * FS_BLOCK;
+    const end = Math.floor((offset + bytes) / FS_BLOCK) * FS_BLOCK;
+    if (end > start) this.written.remove(start, end);
   }
 
   protected override driverFlush(): void {
@@ -105,14 +118,21 @@ export class FileNode extends BlockNode {
 
   /**
    * file-posix answers with SEEK_DATA / SEEK_HOLE, which Node does not offer:
-   * we call a filesystem block that reads as zeroes a hole, and the rest
-   * data (docs/differences-from-qemu.md). Past the end of the file is zero.
+   * we call data what this node wrote, and otherwise a filesystem block that
+   * reads as zeroes a hole (docs/differences-from-qemu.md). Past the end of
+   * the file is zero.
    */
   blockStatus(offset: number, bytes: number): BlockStatus {
     const size = fs.fstatSync(this.handle()).size;
     if (offset >= size) return { length: bytes, zero: true, data: false, allocated: true };
-    const limit = Math.min(bytes, size - offset);
-    const end = offset + limit;
+    const written = this.written.at(offset);
+    const end = Math.min(offset + bytes, size, written.until);
+    if (written.inside) return { length: end - offset, zero: false, data: true, allocated: true };
+    return this.contentStatus(offset, end, size);
+  }
+
+  /** Status from the bytes themselves, for [offset, end) that this node has not written. */
+  private contentStatus(offset: number, end: number, size: number): BlockStatus {
     const first = Math.floor(offset / FS_BLOCK) * FS_BLOCK;
     const zero = isZero(this.read(first, Math.min(FS_BLOCK, size - first)));
     let at = first + FS_BLOCK;
@@ -134,6 +154,7 @@ export class FileNode extends BlockNode {
   /** Sets the file's size (qcow2 grows and shrinks its file this way). */
   override truncate(bytes: number): void {
     this.io(() => fs.ftruncateSync(this.handle(), bytes));
+    this.written.remove(bytes, Infinity);
     this.setByteLength(bytes);
   }
 
