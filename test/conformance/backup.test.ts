@@ -135,6 +135,20 @@ scenarios.push(
     ],
   ],
   [
+    'a read fails while a drain has cancelled the copy call: the error is dropped and the retry copies',
+    [
+      raw('src', 's.raw', { driver: 'blkdebug', image: { driver: 'file', filename: '@DIR@/s.raw' }, 'inject-error': [{ event: 'read_aio', errno: 5, once: true }] }),
+      raw('tgt', 't.raw'),
+      qmp('block-dirty-bitmap-add', { node: 'src', name: 'b0' }),
+      // Two clusters: the first read fails, and the call sleeps before the second.
+      io('src', 'write -P 0x22 1M 128k'),
+      parked({ sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'never' }),
+      io('cbw', 'discard 3M 128k'),
+      ...queries,
+      ...finish,
+    ],
+  ],
+  [
     'the target fails its 2nd write',
     [
       raw('src', 's.raw'),

@@ -245,8 +245,9 @@ export class BackupJob extends Job {
       }
       this.background = undefined;
       if (call.succeeded || this.cancelled) return 0;
-      // A call cancelled by a pause: the pause is over, copy what is left.
-      if (!call.error) continue;
+      // A call cancelled by a pause: the pause is over, copy what is left. Its
+      // tasks' errors are dropped with it, as QEMU does; their clusters stay dirty.
+      if (call.cancelled || !call.error) continue;
       const errno = call.error.errno;
       const action = this.errorAction(call.errorIsRead, errno);
       if (action === 'report') return -errno;
