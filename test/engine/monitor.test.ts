@@ -66,6 +66,14 @@ test('merging an empty list of sources changes nothing (QEMU 7.2 crashes here)',
   assert.deepEqual(monitor.execute({ execute: 'block-dirty-bitmap-merge', arguments: { node: 'n0', target: 't', bitmaps: [] } }), { return: {} });
 });
 
+test('a transaction enabling a bitmap that is not there fails as disable does (QEMU 7.2 crashes here)', () => {
+  const monitor = negotiated();
+  const actions = (type: string) => [{ type, data: { node: 'nowhere', name: 'b0' } }];
+  const disabled = monitor.execute({ execute: 'transaction', arguments: { actions: actions('block-dirty-bitmap-disable') } });
+  assert.deepEqual(disabled, { error: { class: 'GenericError', desc: "Node 'nowhere' not found" } });
+  assert.deepEqual(monitor.execute({ execute: 'transaction', arguments: { actions: actions('block-dirty-bitmap-enable') } }), disabled);
+});
+
 test('drivers we do not have yet are refused by name, and nothing is added', () => {
   const monitor = negotiated();
   const reply = monitor.execute({ execute: 'blockdev-add', arguments: { driver: 'vvfat', 'node-name': 'v' } });
