@@ -384,12 +384,15 @@ const diverges = (outcome: Outcome) => outcome.differs >= 0 || (outcome.error?.s
  * Delta debugging over the steps: remove chunks (halves, quarters, ...),
  * then single steps, keeping any candidate that still diverges at any step.
  * A candidate on which the engine itself throws (a waitFor whose event
- * cannot come any more) is not a reproducer.
+ * cannot come any more) is not a reproducer, nor one that fails on QEMU
+ * (cut steps can leave inputs that crash QEMU 7.2) when the scenario
+ * diverged in its transcripts.
  */
 export async function shrink(steps: Step[], setup: Setup, log: (line: string) => void = () => {}): Promise<{ steps: Step[]; outcome: Outcome }> {
   let current = steps;
   let outcome = await compare(current, setup);
   if (!diverges(outcome)) return { steps: current, outcome };
+  const reproduces = (tried: Outcome) => (outcome.differs >= 0 ? tried.differs >= 0 : diverges(tried));
   for (let chunk = Math.ceil(current.length / 2); chunk >= 1; chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2)) {
     let removed = true;
     while (removed) {
@@ -398,7 +401,7 @@ export async function shrink(steps: Step[], setup: Setup, log: (line: string) =>
         const candidate = [...current.slice(0, at), ...current.slice(at + chunk)];
         if (!candidate.length) continue;
         const tried = await compare(candidate, setup);
-        if (diverges(tried)) {
+        if (reproduces(tried)) {
           current = candidate;
           outcome = tried;
           removed = true;
