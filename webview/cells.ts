@@ -4,7 +4,7 @@
  * across snapshots and a changed fill can transition.
  */
 import { range, type Selection } from 'd3';
-import { byteRange, granuleCount, type LaneGeometry } from './geometry';
+import { byteRange, cellGrid, granuleCount, type LaneGeometry } from './geometry';
 import type { LaneModel } from './model';
 
 /** Largest cells first; smaller ones only when the lane would grow taller than MAX_HEIGHT. */
@@ -37,18 +37,8 @@ export function drawCells(svg: Selection<SVGSVGElement, LaneModel, null, undefin
     .classed('dirty', (granule) => lane.dirty[granule] === 1)
     .classed('changed', (granule) => lane.changed[granule] === 1);
 
-  const inside = (granule: number) => Math.min(Math.max(granule, 0), granules - 1);
   return {
-    positions: granules,
-    rowLength: columns,
-    box: (granule) => ({ x: (granule % columns) * pitch, y: Math.floor(granule / columns) * pitch, width: size, height: size }),
-    positionAt: (x, y) => {
-      const column = Math.floor(x / pitch);
-      const granule = Math.floor(y / pitch) * columns + column;
-      return x >= 0 && y >= 0 && column < columns && granule < granules ? granule : undefined;
-    },
-    positionOf: inside,
-    granuleAt: inside,
+    ...cellGrid(granules, columns, pitch, size),
     describe: (granule) => [
       `${lane.label} · granule ${granule.toLocaleString('en-US')} of ${granuleCount(lane)}`,
       byteRange(lane, granule, granule + 1),

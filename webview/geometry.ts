@@ -27,6 +27,23 @@ export interface LaneGeometry {
   describe(position: number): string[];
 }
 
+/** A grid of square cells, one granule each, `columns` to a row, `pitch` apart. */
+export function cellGrid(granules: number, columns: number, pitch: number, size: number): Omit<LaneGeometry, 'describe'> {
+  const inside = (granule: number) => Math.min(Math.max(granule, 0), granules - 1);
+  return {
+    positions: granules,
+    rowLength: columns,
+    box: (granule) => ({ x: (granule % columns) * pitch, y: Math.floor(granule / columns) * pitch, width: size, height: size }),
+    positionAt: (x, y) => {
+      const column = Math.floor(x / pitch);
+      const granule = Math.floor(y / pitch) * columns + column;
+      return x >= 0 && y >= 0 && column < columns && granule < granules ? granule : undefined;
+    },
+    positionOf: inside,
+    granuleAt: inside,
+  };
+}
+
 /** The bytes that granules [first, end) cover, clipped to the bitmap's size as QEMU clips extents. */
 export function byteRange(lane: LaneModel, first: number, end: number): string {
   const start = first * lane.bitmap.granularity;

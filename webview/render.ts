@@ -4,6 +4,7 @@
  */
 import { select, type BaseType, type EnterElement, type Selection } from 'd3';
 import type { BitmapView } from '../src/protocol';
+import { drawBadges, type Badge } from './badges';
 import { drawCells } from './cells';
 import { listen, place } from './cursor';
 import { densityNote, drawDensity } from './density';
@@ -85,20 +86,7 @@ function updateLane(lane: Selection<HTMLDivElement, LaneModel, null, undefined>,
   const { bitmap } = model;
   lane.attr('data-kind', model.kind);
   lane.select('.lane-name').text(model.label).classed('anonymous', bitmap.name === undefined);
-  lane
-    .select('.badges')
-    .selectAll<HTMLLIElement, Badge>('li')
-    .data(badges(bitmap), (badge) => badge.flag)
-    .join((enter) => {
-      const item = enter.append('li');
-      item.append('span').attr('class', 'glyph').attr('aria-hidden', 'true');
-      item.append('span').attr('class', 'word');
-      return item;
-    })
-    .attr('class', (badge) => `badge ${badge.flag}`)
-    .attr('title', (badge) => badge.meaning)
-    .call((item) => item.select('.glyph').text((badge) => badge.glyph))
-    .call((item) => item.select('.word').text((badge) => badge.flag));
+  drawBadges(lane.select('.badges'), badges(bitmap));
   lane.select('.lane-counts').text(counts(model));
 
   const body = lane.select<HTMLDivElement>('.lane-body').attr('aria-label', `${model.label} on ${model.nodeName}`);
@@ -117,12 +105,6 @@ function updateLane(lane: Selection<HTMLDivElement, LaneModel, null, undefined>,
       : drawDensity(canvas.node() as HTMLCanvasElement, model, width);
   place(body.node() as HTMLElement, geometry, cursors.granuleOf(model.key), (granule) => cursors.moved(model.key, granule));
   lane.select('.lane-note').text(model.kind === 'density' ? densityNote(model, geometry.positions) : '');
-}
-
-interface Badge {
-  flag: string;
-  glyph: string;
-  meaning: string;
 }
 
 /** Every flag has a word and a glyph, so none relies on colour. */

@@ -12,7 +12,7 @@
  * cleared, so the change reads without colour.
  */
 import { range, type Selection } from 'd3';
-import type { LaneGeometry } from '../geometry';
+import { cellGrid, type LaneGeometry } from '../geometry';
 import type { CellLayout } from './layout';
 import { writeStyle, type LaneContent } from './lane-content';
 import { countOf, toCells, type ValueRun } from './ranges';
@@ -98,18 +98,8 @@ export function drawCells(svg: Selection<SVGSVGElement, unknown, null, undefined
     .attr('height', size + 2)
     .attr('rx', 1.5);
 
-  const inside = (granule: number) => Math.min(Math.max(granule, 0), granules - 1);
   return {
-    positions: granules,
-    rowLength: columns,
-    box: (granule) => ({ x: (granule % columns) * pitch, y: Math.floor(granule / columns) * pitch, width: size, height: size }),
-    positionAt: (x, y) => {
-      const column = Math.floor(x / pitch);
-      const granule = Math.floor(y / pitch) * columns + column;
-      return x >= 0 && y >= 0 && column < columns && granule < granules ? granule : undefined;
-    },
-    positionOf: inside,
-    granuleAt: inside,
+    ...cellGrid(granules, columns, pitch, size),
     describe: (granule) => content.describe(granule, granule + 1),
   };
 }

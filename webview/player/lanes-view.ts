@@ -5,6 +5,7 @@
  */
 import { select, type BaseType, type EnterElement, type Selection } from 'd3';
 import type { BitmapMeta, WriteRecord } from '../../src/engine/timeline/frame';
+import { drawBadges, type Badge } from '../badges';
 import { listen, place } from '../cursor';
 import { formatBytes, hex, plural } from '../format';
 import type { LaneGeometry } from '../geometry';
@@ -15,12 +16,6 @@ import { writeStyle, type LaneContent } from './lane-content';
 import { cellLayout, MAX_CELL_GRANULES } from './layout';
 import { countOf } from './ranges';
 import type { FrameView, LaneState, RunModel } from './run-model';
-
-interface Badge {
-  flag: string;
-  glyph: string;
-  meaning: string;
-}
 
 /** Every flag has a word and a glyph, so none relies on colour. */
 function badges(meta: BitmapMeta | undefined): Badge[] {
@@ -91,20 +86,7 @@ function updateLane(
   lane.select('.lane-symbol').text(title.symbol);
   lane.select('.lane-name').text(title.name);
   lane.select('.lane-role').text(title.role);
-  lane
-    .select('.badges')
-    .selectAll<HTMLLIElement, Badge>('li')
-    .data(badges(meta), (badge) => badge.flag)
-    .join((enter) => {
-      const item = enter.append('li');
-      item.append('span').attr('class', 'glyph').attr('aria-hidden', 'true');
-      item.append('span').attr('class', 'word');
-      return item;
-    })
-    .attr('class', (badge) => `badge ${badge.flag}`)
-    .attr('title', (badge) => badge.meaning)
-    .call((item) => item.select('.glyph').text((badge) => badge.glyph))
-    .call((item) => item.select('.word').text((badge) => badge.flag));
+  drawBadges(lane.select('.badges'), badges(meta));
   lane.select('.lane-counts').text(countsText(state, absent));
   lane.select('.lane-delta').text(deltaText(changed)).attr('title', changed.length ? 'granules set and cleared by this frame' : null);
 

@@ -22,6 +22,9 @@ const ZERO_BIT = 1;
 /** BDRV_REQUEST_MAX_BYTES. */
 const REQUEST_MAX_BYTES = 2 ** 31 - 512;
 
+/** What handle_copied() / handle_alloc() did: whether they placed the bytes, how many, and where. */
+type HandleResult = { done: boolean; bytes: number; hostOffset: number };
+
 export function entryType(hi: number, lo: number): ClusterType {
   if (hi & COMPRESSED_BIT) return CT.compressed;
   const hasOffset = (hi & OFFSET_HI) !== 0 || (lo & OFFSET_LO) !== 0;
@@ -370,7 +373,7 @@ export class Mapping {
     hostOffset: number,
     bytes: number,
     metas: L2Meta[],
-  ): { done: boolean; bytes: number; hostOffset: number } {
+  ): HandleResult {
     const s = this.s;
     const clusters = this.requestClusters(guestOffset, bytes);
     const { slice, index } = this.clusterTable(guestOffset);
@@ -401,7 +404,7 @@ export class Mapping {
     hostOffset: number,
     bytes: number,
     metas: L2Meta[],
-  ): { done: boolean; bytes: number; hostOffset: number } {
+  ): HandleResult {
     const s = this.s;
     let clusters = this.requestClusters(guestOffset, bytes);
     const { slice, index } = this.clusterTable(guestOffset);
