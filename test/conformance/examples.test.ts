@@ -8,30 +8,16 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseScenario, type ImageSpec, type StepSpec } from '../../src/engine/scenario/parse';
-import { QEMU_IO_LINE, blockdevAddFor, createImages, runScenario } from '../../src/engine/scenario/runner';
+import { parseScenario } from '../../src/engine/scenario/parse';
+import { createImages, runScenario } from '../../src/engine/scenario/runner';
 import { QemuProcess } from '../support/qemu';
 import { skipWithout } from '../support/tools';
-import { onEngine, onQemu, type Step } from '../support/differential';
+import { onEngine, onQemu } from '../support/differential';
+import { scenarioSteps } from '../support/scenario-steps';
 
 const EXAMPLES = path.join(__dirname, '..', '..', '..', 'examples');
 const files = fs.readdirSync(EXAMPLES).filter((file) => file.endsWith('.bitmaplab.json')).sort();
 const skip = skipWithout(QemuProcess.binary() !== undefined, 'QEMU (qemu-system-x86_64)');
-
-/** A scenario step as the differential runner takes it; expectations have no QMP of their own. */
-function toStep(step: StepSpec, images: ImageSpec[]): Step | undefined {
-  if (step.qmp) return step.qmp.arguments ? { execute: step.qmp.execute, arguments: step.qmp.arguments } : { execute: step.qmp.execute };
-  if (step.wait) return { waitFor: step.wait.event, ...(step.wait.data && { data: step.wait.data }) };
-  for (const kind of ['write', 'zero', 'discard', 'read'] as const) {
-    const range = step[kind];
-    if (range) return { io: QEMU_IO_LINE[kind](range), node: range.node };
-  }
-  if (step.open !== undefined) return openStep(images.find((image) => image.name === step.open)!);
-  if (step.crash) return { crash: true };
-  return undefined;
-}
-
-const openStep = (image: ImageSpec): Step => ({ execute: 'blockdev-add', arguments: blockdevAddFor(image, '@DIR@') });
 
 describe('example scenarios', () => {
   for (const file of files) {
@@ -45,10 +31,7 @@ describe('example scenarios', () => {
       }
     });
     test(`${file}: the same on QEMU 7.2`, { skip }, async () => {
-      const steps: Step[] = [
-        ...scenario.images.map(openStep),
-        ...scenario.steps.map((step) => toStep(step, scenario.images)).filter((step): step is Step => step !== undefined),
-      ];
+      const steps = scenarioSteps(scenario);
       const setup = (dir: string) => createImages(scenario.images, dir);
       const ours = await onEngine(steps, setup);
       const theirs = await onQemu(steps, setup, ours);

@@ -120,3 +120,66 @@ test('successor and copy-bitmap expectations name what is missing or different',
     'steps[4]: job j has no copy bitmap (no backup filter in place)',
   ]);
 });
+
+test('advance names exactly one goal, and a job with status or progress', () => {
+  const steps = [{ advance: { frames: 1, event: 'X' } }, { advance: {} }, { advance: { status: 'pending' } }, { advance: { frames: 0 } }];
+  assert.deepEqual(
+    errors({ title: 't', images: [image], steps }).map((line) => line.replace(/^\d+: /, '')),
+    [
+      "steps[2].advance: must have property job when property status is present",
+      'steps[3].advance.frames: must be >= 1',
+    ],
+  );
+  assert.deepEqual(
+    errors({ title: 't', images: [image], steps: steps.slice(0, 2) }).map((line) => line.replace(/^\d+: /, '')),
+    ['steps[0].advance: must name exactly one of frames, status, progress, event, bitmap, not frames and event', 'steps[1].advance: must name exactly one of frames, status, progress, event, bitmap'],
+  );
+});
+
+test('advance lets a rate-limited job run on virtual time, to a progress, a frame count, a bitmap change, a status, an event', () => {
+  const backup = {
+    'job-id': 'j', device: 'drive0', target: 'backup0', sync: 'bitmap', bitmap: 'b', 'bitmap-mode': 'always',
+    speed: 1, 'auto-dismiss': false, 'x-perf': { 'max-workers': 1, 'max-chunk': 65536 },
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-scenario-'));
+  try {
+    const result = runScenario({
+      title: 't',
+      images: [image as Scenario['images'][0], { ...image, name: 'backup0' } as Scenario['images'][0]],
+      steps: [
+        { qmp: { execute: 'block-dirty-bitmap-add', arguments: { node: 'drive0', name: 'b' } } },
+        { write: { node: 'drive0', offset: 0, length: '512k' } },
+        { qmp: { execute: 'blockdev-backup', arguments: backup }, expect: { job: { id: 'j', current: '64k', copy: { granules: [[1, 8]] } } } },
+        { advance: { job: 'j', progress: '192k' }, expect: { job: { id: 'j', status: 'running', current: '192k', copy: { granules: [[3, 8]] } } } },
+        { advance: { job: 'j', progress: '100k' } },
+        { advance: { frames: 1 } },
+        { advance: { bitmap: { node: 'drive0', name: 'b' } }, expect: { bitmap: { node: 'drive0', name: 'b', busy: false, count: 0 } } },
+        { advance: { job: 'j', status: 'concluded' }, expect: { job: { id: 'j', status: 'concluded', current: '512k' } } },
+        { advance: { event: 'BLOCK_JOB_COMPLETED', data: { device: 'j' } } },
+        { advance: { job: 'j', status: 'pending' } },
+        { advance: { event: 'BLOCK_JOB_COMPLETED' } },
+      ],
+    }, dir);
+    assert.deepEqual(result.failures, [
+      'steps[9]: advance until j is pending: the engine has nothing left to run (jobs: j concluded)',
+      'steps[10]: advance until BLOCK_JOB_COMPLETED: the engine has nothing left to run (jobs: j concluded)',
+    ]);
+    const [, , started, progressed, already, oneFrame, changed, concluded, event] = result.steps;
+    // The progress goal held already: no step taken; one frame is exactly one more.
+    assert.equal(already.frame, progressed.frame);
+    assert.equal(oneFrame.frame, progressed.frame + 1);
+    // The bitmap changes at the cleanup (abdicate), in the engine step that completes the job: goals are
+    // checked between engine steps, so that step runs whole and the job is concluded after it.
+    const causes = result.frames.slice(oneFrame.frame + 1, changed.frame + 1).map((frame) => frame.cause.label);
+    assert.ok(causes.includes('abdicate') && causes.at(-1) === 'JOB_STATUS_CHANGE', causes.join());
+    assert.equal(concluded.frame, changed.frame);
+    // The event came on the way: consumed without a step.
+    assert.equal(event.frame, concluded.frame);
+    // Time passed on the virtual clock: QEMU's rate limit lets at least 1 byte per 100 ms slice, so two more 64 KiB chunks take 2 x 6553.6 s.
+    const elapsed = result.frames[progressed.frame].time - result.frames[started.frame].time;
+    assert.ok(elapsed >= 2 * 65536 * 100e6 && elapsed < 2 * 65536 * 100e6 + 1e6, String(elapsed));
+    assert.deepEqual(result.steps.map((step) => step.label).slice(3, 6), ['advance until j has copied 192k', 'advance until j has copied 100k', 'advance 1 frame']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -24,7 +24,7 @@ export type Step =
    * already). The step before it records only its reply: its events and the
    * state after it are compared here, once the job is parked.
    */
-  | { waitFor: string; data?: Record<string, unknown> }
+  | { waitFor: string; data?: Record<string, unknown>; advance?: true }
   /**
    * QEMU is killed (SIGKILL) and started again with no nodes; the engine
    * drops its nodes leaving the files as they were (crashEngine()).
@@ -56,8 +56,12 @@ interface Side {
   takeStdout(): string;
   /** Events since the last call. */
   takeEvents(): Array<{ event: string; data?: unknown }>;
-  /** Resolves once an event like this one is among those not yet taken. */
-  waitEvent(event: string, data: Record<string, unknown> | undefined): Promise<void>;
+  /**
+   * Resolves once an event like this one is among those not yet taken. With
+   * `advance` (a scenario's advance step), the engine lets virtual time pass
+   * for it; else it has settled already.
+   */
+  waitEvent(event: string, data: Record<string, unknown> | undefined, advance?: boolean): Promise<void>;
   /** Dies without closing anything and comes back with no nodes. */
   crash(): Promise<void>;
 }
@@ -123,7 +127,7 @@ async function record(side: Side, steps: Step[], dir: string, expected?: Transcr
     let reply: unknown = null;
     if ('execute' in step && (step.execute === 'blockdev-backup' || step.execute === 'transaction')) seen = [];
     if ('waitFor' in step) {
-      if (!failed && !matches(seen, step.waitFor, step.data)) await side.waitEvent(step.waitFor, step.data);
+      if (!failed && !matches(seen, step.waitFor, step.data)) await side.waitEvent(step.waitFor, step.data, step.advance);
     }
     else if ('crash' in step) await side.crash();
     else reply = fromSide(await side.execute(request(toSide(step))));
@@ -253,10 +257,11 @@ export function onEngine(steps: Step[], setup?: Setup, options?: RunOptions): Pr
       pending = [];
       return taken;
     };
-    const waitEvent = async (event: string, data: Record<string, unknown> | undefined) => {
+    const waitEvent = async (event: string, data: Record<string, unknown> | undefined, advance?: boolean) => {
       pending.push(...monitor.takeEvents());
-      // We have settled: an event that has not come would never come.
-      if (!matches(pending, event, data)) throw new Error(`engine: no ${event} ${JSON.stringify(data)} after settling`);
+      // An advance lets time pass as the scenario runner does; a wait has settled, and an event that has not come never will.
+      while (advance && !matches(pending, event, data) && engine.scheduler.step()) pending.push(...monitor.takeEvents());
+      if (!matches(pending, event, data)) throw new Error(`engine: no ${event} ${JSON.stringify(data)} after ${advance ? 'advancing' : 'settling'}`);
     };
     const crash = async () => {
       crashEngine(engine, dir);

@@ -4,9 +4,16 @@
  */
 import Ajv, { type ErrorObject } from 'ajv';
 import { findNodeAtLocation, parseTree, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { parseSize } from '../qemu-io';
 import { SCENARIO_SCHEMA, SIZE_SCHEMA } from './schema';
 
 export type Size = number | string;
+
+export function bytes(size: Size): number {
+  const value = typeof size === 'number' ? size : parseSize(size);
+  if (value === undefined) throw new Error(`not a size: ${size}`);
+  return value;
+}
 
 export interface ImageSpec {
   name: string;
@@ -55,6 +62,20 @@ export interface JobExpectation {
   absent?: boolean;
 }
 
+/** Lets the engine run until one of these: a number of frames, a job's status or progress, an event, a bitmap's change. */
+export interface AdvanceSpec {
+  frames?: number;
+  job?: string;
+  status?: string;
+  progress?: Size;
+  event?: string;
+  data?: Record<string, unknown>;
+  bitmap?: { node: string; name: string };
+}
+
+/** The members of `advance` that say how far; a step names exactly one. */
+export const ADVANCE_GOALS = ['frames', 'status', 'progress', 'event', 'bitmap'] as const;
+
 export interface StepSpec {
   narration?: string;
   qmp?: { execute: string; arguments?: Record<string, unknown> };
@@ -64,6 +85,7 @@ export interface StepSpec {
   discard?: RangeSpec;
   read?: RangeSpec;
   wait?: { event: string; data?: Record<string, unknown> };
+  advance?: AdvanceSpec;
   /** An image of the scenario, opened again as at the start. */
   open?: string;
   /** QEMU killed and restarted with no nodes. */
@@ -161,7 +183,7 @@ export function parseScenario(text: string, file = 'scenario'): Scenario {
   };
   if (validate(value)) {
     const scenario = value as unknown as Scenario;
-    const errors = imageReferences(scenario).map(([segments, message]) => at(segments, message));
+    const errors = [...imageReferences(scenario), ...advanceGoals(scenario)].map(([segments, message]) => at(segments, message));
     if (errors.length) throw new ScenarioSyntaxError(file, errors);
     return scenario;
   }
@@ -188,6 +210,20 @@ function imageReferences(scenario: Scenario): Array<[Array<string | number>, str
   scenario.steps.forEach((step, i) => {
     if (step.open !== undefined && !names.includes(step.open)) {
       problems.push([['steps', i, 'open'], `must name an image of this scenario: ${names.join(', ')}`]);
+    }
+  });
+  return problems;
+}
+
+/** An `advance` that names no goal or several: the schema allows each member alone. */
+function advanceGoals(scenario: Scenario): Array<[Array<string | number>, string]> {
+  const problems: Array<[Array<string | number>, string]> = [];
+  scenario.steps.forEach((step, i) => {
+    if (!step.advance) return;
+    const goals = ADVANCE_GOALS.filter((goal) => step.advance![goal] !== undefined);
+    if (goals.length !== 1) {
+      const got = goals.length ? `, not ${goals.join(' and ')}` : '';
+      problems.push([['steps', i, 'advance'], `must name exactly one of ${ADVANCE_GOALS.join(', ')}${got}`]);
     }
   });
   return problems;

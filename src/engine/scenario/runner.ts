@@ -10,10 +10,10 @@ import { createQcow2, createRaw } from '../drivers/qcow2/create';
 import { Engine } from '../engine';
 import { BackupJob } from '../jobs/backup';
 import { QmpMonitor, type QmpEvent } from '../qmp/monitor';
-import { parseSize } from '../qemu-io';
 import type { Frame } from '../timeline/frame';
 import { Recorder } from '../timeline/recorder';
-import type { BitmapExpectation, BitsExpectation, ImageSpec, JobExpectation, RangeSpec, Scenario, Size, StepSpec } from './parse';
+import { advance, describeAdvance, findEvent } from './advance';
+import { bytes, type BitmapExpectation, type BitsExpectation, type ImageSpec, type JobExpectation, type RangeSpec, type Scenario, type StepSpec } from './parse';
 
 export interface StepResult {
   index: number;
@@ -30,12 +30,6 @@ export interface ScenarioRun {
   steps: StepResult[];
   /** Every failed expectation, `steps[i]: what`. */
   failures: string[];
-}
-
-export function bytes(size: Size): number {
-  const value = typeof size === 'number' ? size : parseSize(size);
-  if (value === undefined) throw new Error(`not a size: ${size}`);
-  return value;
 }
 
 /** The QMP a client sends to open an image: a format node over its file, with blkdebug for a fault. */
@@ -104,6 +98,7 @@ export function describeStep(step: StepSpec): string {
     if (range) return `${kind} ${range.node} ${range.offset}+${range.length}`;
   }
   if (step.wait) return `wait ${step.wait.event}`;
+  if (step.advance) return describeAdvance(step.advance);
   if (step.open !== undefined) return `open ${step.open}`;
   if (step.crash) return 'crash';
   if (step.expect) return 'expect';
@@ -172,6 +167,7 @@ class Run {
       if (step[kind]) return this.io(kind, step[kind]!, failures);
     }
     if (step.wait) this.wait(step.wait, failures);
+    if (step.advance) this.advance(step.advance, failures);
     if (step.open !== undefined) return this.open(step.open, failures);
     if (step.crash) this.crash(failures);
     return undefined;
@@ -219,11 +215,23 @@ class Run {
   }
 
   private wait(wait: NonNullable<StepSpec['wait']>, failures: string[]): void {
-    const index = this.events.findIndex(
-      (e) => e.event === wait.event && Object.entries(wait.data ?? {}).every(([k, v]) => JSON.stringify(e.data[k]) === JSON.stringify(v)),
-    );
+    const index = findEvent(this.events, wait.event, wait.data);
     if (index < 0) failures.push(`no ${wait.event} event came`);
     else this.events.splice(0, index + 1);
+  }
+
+  private advance(spec: NonNullable<StepSpec['advance']>, failures: string[]): void {
+    const failure = advance(spec, {
+      engine: this.engine,
+      frames: this.recorder.frames,
+      events: () => {
+        this.events.push(...this.monitor.takeEvents());
+        return this.events;
+      },
+      consume: (index) => this.events.splice(0, index + 1),
+    });
+    this.events.push(...this.monitor.takeEvents());
+    if (failure) failures.push(failure);
   }
 
   private checkBitmap(expected: BitmapExpectation, failures: string[]): void {

@@ -79,7 +79,7 @@ const jobExpectation = {
 const step = {
   type: 'object',
   description:
-    'One action (qmp, write, zero, discard, read, wait, open or crash), optionally with expectations checked after it; or expectations alone; or narration alone.',
+    'One action (qmp, write, zero, discard, read, wait, advance, open or crash), optionally with expectations checked after it; or expectations alone; or narration alone.',
   additionalProperties: false,
   minProperties: 1,
   properties: {
@@ -101,6 +101,31 @@ const step = {
       additionalProperties: false,
       properties: { event: { type: 'string' }, data: { type: 'object' } },
       description: 'Until this event came (QEMU runs jobs in real time; the engine has already settled).',
+    },
+    advance: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        "Lets virtual time pass (between steps the engine's clock stands still, so a rate-limited job sleeps) one engine step at a time, until one goal holds: `frames`, a job's `status` or `progress`, an `event`, or a `bitmap` changing. Fails when the engine runs out of work first. On QEMU, which runs jobs in real time, `event` and `status` are waits for the event; the other goals exist only on the engine.",
+      properties: {
+        frames: { type: 'integer', minimum: 1, description: 'This many more timeline frames.' },
+        job: { type: 'string', description: 'The job whose status or progress is the goal.' },
+        status: {
+          enum: ['created', 'running', 'paused', 'ready', 'standby', 'waiting', 'pending', 'aborting', 'concluded', 'undefined', 'null'],
+          description: 'Until the job is in this state.',
+        },
+        progress: { ...size, description: 'Until the job has copied at least this many bytes (its current-progress).' },
+        event: { type: 'string', description: 'Until this QMP event comes (one that came since the last wait counts).' },
+        data: { type: 'object', description: "Members the event's data must have." },
+        bitmap: {
+          type: 'object',
+          required: ['node', 'name'],
+          additionalProperties: false,
+          description: 'Until this bitmap changes: a granule set or cleared, a flag, or the bitmap made or released.',
+          properties: { node: { type: 'string' }, name: { type: 'string' } },
+        },
+      },
+      dependencies: { status: ['job'], progress: ['job'], data: ['event'] },
     },
     open: {
       type: 'string',
