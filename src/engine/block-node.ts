@@ -167,6 +167,10 @@ export abstract class BlockNode {
   protected driverWriteZeroes(offset: number, bytes: number, _mayUnmap: boolean): void {
     this.driverWrite(offset, new Uint8Array(bytes));
   }
+  /** bdrv_driver_pwritev_compressed(): drivers without compressed writes refuse. */
+  protected driverWriteCompressed(_offset: number, _data: Uint8Array): void {
+    throw new IoError(ERRNO.ENOTSUP);
+  }
   /** Returns false when the driver cannot discard (QEMU then does nothing). */
   protected driverDiscard(_offset: number, _bytes: number): boolean {
     return false;
@@ -222,6 +226,17 @@ export abstract class BlockNode {
   write(offset: number, data: Uint8Array): void {
     this.checkRange(offset, data.length, true);
     this.tracked(offset, data.length, () => this.driverWrite(offset, data));
+  }
+
+  /** bdrv_co_pwritev() with BDRV_REQ_WRITE_COMPRESSED. */
+  writeCompressed(offset: number, data: Uint8Array): void {
+    this.checkRange(offset, data.length, true);
+    this.tracked(offset, data.length, () => this.driverWriteCompressed(offset, data));
+  }
+
+  /** bdrv_supports_compressed_writes(): only qcow2 among our drivers writes compressed clusters. */
+  get supportsCompressedWrites(): boolean {
+    return false;
   }
 
   writeZeroes(offset: number, bytes: number, mayUnmap = false): void {

@@ -134,6 +134,8 @@ type Op =
   | { op: 'write'; offset: number; bytes: number; pattern: number }
   | { op: 'zero'; offset: number; bytes: number; unmap?: boolean }
   | { op: 'discard'; offset: number; bytes: number }
+  /** A compressed write (qemu-io write -c) of a pattern, or of the bytes of a source file. */
+  | { op: 'compress'; offset: number; bytes: number; pattern: number; source?: string }
   | { op: 'flush' };
 
 function apply(node: BlockNode, ops: Op[]): void {
@@ -141,8 +143,14 @@ function apply(node: BlockNode, ops: Op[]): void {
     if (op.op === 'write') node.write(op.offset, new Uint8Array(op.bytes).fill(op.pattern));
     else if (op.op === 'zero') node.writeZeroes(op.offset, op.bytes, op.unmap ?? false);
     else if (op.op === 'discard') node.discard(op.offset, op.bytes);
+    else if (op.op === 'compress') node.writeCompressed(op.offset, compressData(op));
     else node.flush();
   }
+}
+
+function compressData(op: Extract<Op, { op: 'compress' }>): Uint8Array {
+  if (op.source) return new Uint8Array(fs.readFileSync(op.source).subarray(0, op.bytes));
+  return new Uint8Array(op.bytes).fill(op.pattern);
 }
 
 function qemuIoCommands(ops: Op[]): string[] {
@@ -150,6 +158,7 @@ function qemuIoCommands(ops: Op[]): string[] {
     if (op.op === 'write') return `write -P ${op.pattern} ${op.offset} ${op.bytes}`;
     if (op.op === 'zero') return `write -z${op.unmap ? ' -u' : ''} ${op.offset} ${op.bytes}`;
     if (op.op === 'discard') return `discard ${op.offset} ${op.bytes}`;
+    if (op.op === 'compress') return `write -c ${op.source ? `-s ${op.source}` : `-P ${op.pattern}`} ${op.offset} ${op.bytes}`;
     return 'flush';
   });
 }
@@ -483,3 +492,130 @@ describe('creating images', { skip }, () => {
     assert.match(message({ backingFile: 'missing.qcow2', backingFormat: 'qcow2' }), /^Could not open backing image: Could not open '.*missing.qcow2': No such file or directory$/);
   });
 });
+
+describe('compressed writes leave the file qemu-io write -c leaves', { skip }, () => {
+  const dir = skip ? '' : scratchDir();
+  /** Bytes deflate cannot shrink (QEMU then writes a normal cluster). */
+  const noise = path.join(dir, 'noise');
+  if (!skip) {
+    const next = random(99);
+    fs.writeFileSync(noise, Uint8Array.from({ length: 128 * KiB }, () => Math.floor(next() * 256)));
+  }
+  const clusters = (count: number, size: number, first = 0): Op[] =>
+    Array.from({ length: count }, (_, i) => ({ op: 'compress', offset: (first + i) * size, bytes: size, pattern: 1 + (i % 200) }));
+
+  const cases: Record<string, { create: string[]; size: number; ops: Op[] }> = {
+    'packed by bytes after each other, with normal writes between': {
+      create: [],
+      size: 8 * MiB,
+      ops: [
+        ...clusters(4, 64 * KiB),
+        { op: 'write', offset: 2 * MiB, bytes: 4096, pattern: 0x55 },
+        ...clusters(3, 64 * KiB, 40),
+      ],
+    },
+    'incompressible data falls back to a normal cluster; the compressed area goes on where it was': {
+      create: [],
+      size: 8 * MiB,
+      ops: [
+        ...clusters(2, 64 * KiB),
+        { op: 'compress', offset: MiB, bytes: 64 * KiB, pattern: 0, source: noise },
+        ...clusters(2, 64 * KiB, 20),
+      ],
+    },
+    'over zero clusters': {
+      create: [],
+      size: 8 * MiB,
+      ops: [{ op: 'zero', offset: 0, bytes: MiB }, ...clusters(4, 64 * KiB)],
+    },
+    'the partial last cluster is padded with zeroes': {
+      create: [],
+      size: 3 * MiB + 1536,
+      ops: [...clusters(2, 64 * KiB), { op: 'compress', offset: 3 * MiB, bytes: 1536, pattern: 0x77 }],
+    },
+    '512-byte clusters: the bytes spill into the next host cluster': {
+      create: ['-o', 'cluster_size=512'],
+      size: 4 * MiB,
+      ops: clusters(300, 512),
+    },
+    'refcounts of 1 bit: a full cluster is not shared': {
+      create: ['-o', 'cluster_size=512,refcount_bits=1'],
+      size: 4 * MiB,
+      ops: clusters(20, 512),
+    },
+    'compat 0.10': { create: ['-o', 'compat=0.10'], size: 8 * MiB, ops: clusters(6, 64 * KiB, 3) },
+  };
+
+  for (const [name, { create, size, ops }] of Object.entries(cases)) {
+    test(name, () => {
+      const ours = path.join(dir, `${name.replace(/\W+/g, '-')}-ours.qcow2`);
+      const theirs = ours.replace('-ours', '-qemu');
+      qemuImg('create', '-q', '-f', 'qcow2', ...create, ours, String(size));
+      fs.copyFileSync(ours, theirs);
+      const node = open(ours, { discardUnmap: true });
+      apply(node, ops);
+      node.close();
+      qemuIo(theirs, qemuIoCommands(ops));
+      const check = qemuCheck(ours);
+      assert.equal(check['check-errors'], 0);
+      assert.equal(check.corruptions ?? 0, 0, 'no corruptions');
+      assert.equal(check.leaks ?? 0, 0, 'no leaks');
+      assert.ok(qemuCompare(ours, theirs), 'same guest contents as qemu-io gives');
+      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+    });
+  }
+
+  test('file I/O and blkdebug events in the order QEMU issues them', () => {
+    const ours = path.join(dir, 'trace-ours.qcow2');
+    const theirs = path.join(dir, 'trace-qemu.qcow2');
+    const ops = clusters(3, 64 * KiB);
+    qemuImg('create', '-q', '-f', 'qcow2', ours, String(8 * MiB));
+    fs.copyFileSync(ours, theirs);
+    const { node, recorder } = openRecorded(ours);
+    apply(node, ops);
+    node.close();
+    assert.deepEqual(ioOnly(recorder.io), qemuFileTrace(theirs, ops));
+    const events = recorder.events.filter((event) => /compressed|alloc_bytes/.test(event));
+    assert.deepEqual(events.slice(0, 3), ['cluster_alloc_bytes', 'l2_update_compressed', 'write_compressed']);
+  });
+
+  test('refused: an allocated cluster (EIO), an unaligned offset or a short cluster before the end (EINVAL), raw', () => {
+    const image = path.join(dir, 'refused.qcow2');
+    qemuImg('create', '-q', '-f', 'qcow2', image, String(MiB));
+    const node = open(image);
+    const errno = (write: () => void): number | undefined => {
+      try {
+        write();
+      } catch (error) {
+        assert.ok(error instanceof IoError, String(error));
+        return error.errno;
+      }
+      return undefined;
+    };
+    const pattern = new Uint8Array(64 * KiB).fill(1);
+    assert.equal(node.supportsCompressedWrites, true);
+    node.writeCompressed(0, pattern);
+    assert.equal(errno(() => node.writeCompressed(0, pattern)), 5, 'a compressed cluster');
+    node.write(64 * KiB, pattern);
+    assert.equal(errno(() => node.writeCompressed(64 * KiB, pattern)), 5, 'a normal cluster');
+    assert.equal(errno(() => node.writeCompressed(128 * KiB + 512, pattern)), 22);
+    assert.equal(errno(() => node.writeCompressed(128 * KiB, pattern.subarray(0, 4096))), 22);
+    node.close();
+    // qemu-io's answer to the same requests.
+    const qemu = qemuIoStatus(image, ['write -c -P 1 0 64k', 'write -c -P 1 192k 4k', 'write -c -P 1 129k 64k']);
+    assert.match(qemu, /write failed: Input\/output error\n.*write failed: Invalid argument\n.*write failed: Invalid argument/s);
+    assert.equal(qemuCheck(image)['check-errors'], 0);
+    const raw = path.join(dir, 'refused.raw');
+    fs.writeFileSync(raw, new Uint8Array(MiB));
+    const rawNode = open(raw, { format: 'raw' });
+    assert.equal(rawNode.supportsCompressedWrites, false);
+    assert.equal(errno(() => rawNode.writeCompressed(0, pattern)), 95);
+    rawNode.close();
+  });
+});
+
+/** qemu-io's output, failures included (it exits 0 after a failed request). */
+function qemuIoStatus(image: string, commands: string[]): string {
+  const result = spawnSync('qemu-io', ['-f', 'qcow2', ...commands.flatMap((c) => ['-c', c]), image], { encoding: 'utf8' });
+  return result.stdout + result.stderr;
+}

@@ -468,6 +468,31 @@ export class Mapping {
   }
 
   /**
+   * qcow2_alloc_compressed_cluster_offset(): bytes in the compressed area
+   * for the cluster at `offset`, its L2 entry pointing there at once (before
+   * the data is written). Compression never overwrites: a cluster with a
+   * host offset already fails with EIO.
+   */
+  allocCompressed(offset: number, compressedSize: number): number {
+    const s = this.s;
+    const { slice, index } = this.clusterTable(offset);
+    try {
+      const old = this.entry(slice, index);
+      if (old.hi & OFFSET_HI || old.lo & OFFSET_LO) throw new IoError(ERRNO.EIO);
+      const hostOffset = s.refcounts.allocBytes(compressedSize);
+      // The descriptor counts the 512-byte sectors the data touches, less one.
+      const sectors = Math.floor((hostOffset + compressedSize - 1) / 512) - Math.floor(hostOffset / 512);
+      const descriptor = (1n << 62n) | (BigInt(sectors) << BigInt(s.csizeShift)) | BigInt(hostOffset);
+      s.event('l2_update_compressed');
+      s.l2Cache.markDirty(slice);
+      this.setEntry(slice, index, Number(descriptor >> 32n), Number(descriptor & 0xffffffffn));
+      return hostOffset;
+    } finally {
+      s.l2Cache.put(slice);
+    }
+  }
+
+  /**
    * The L2 half of qcow2_alloc_cluster_link_l2(), after the copy-on-write:
    * point the entries at the new clusters and free what they replaced.
    */

@@ -10,6 +10,7 @@ import { DEFAULT_CHECKS, checkBitmap } from '../../dirty-bitmap';
 import { ERRNO, IoError } from '../../io-error';
 import { genericError } from '../../qmp-error';
 import { PersistentBitmaps } from './bitmaps';
+import { compressCluster } from './compress';
 import { describeError } from './errors';
 import { COMPAT_LAZY_REFCOUNTS, COMPRESSION, INCOMPAT, MiB } from './format';
 import { CT, Mapping, type L2Meta } from './mapping';
@@ -278,6 +279,50 @@ export class Qcow2Node extends BlockNode {
       for (const meta of metas) this.mapping.abortMeta(meta);
       throw error;
     }
+  }
+
+  override get supportsCompressedWrites(): boolean {
+    return true;
+  }
+
+  /**
+   * qcow2_co_pwritev_compressed_part(): whole clusters (or the image's
+   * partial last one), each compressed on its own. detect-zeroes comes first,
+   * as in bdrv_aligned_pwritev().
+   */
+  protected override driverWriteCompressed(offset: number, data: Uint8Array): void {
+    this.checkUsable();
+    if (this.common.detectZeroes !== 'off' && isAllZero(data)) {
+      this.driverWriteZeroes(offset, data.length, this.common.detectZeroes === 'unmap');
+      return;
+    }
+    this.writeGen++;
+    const cs = this.s.clusterSize;
+    if (offset % cs !== 0) throw new IoError(ERRNO.EINVAL);
+    if (data.length % cs !== 0 && offset + data.length !== this.length) throw new IoError(ERRNO.EINVAL);
+    for (let done = 0; done < data.length; done += cs) {
+      this.writeCompressedCluster(offset + done, data.subarray(done, done + cs));
+    }
+  }
+
+  /**
+   * qcow2_co_pwritev_compressed_task(): the last cluster is padded with
+   * zeroes; data that does not shrink is written as a normal cluster. The
+   * L2 entry points at the bytes before they are written.
+   */
+  private writeCompressedCluster(offset: number, chunk: Uint8Array): void {
+    const s = this.s;
+    const cluster = new Uint8Array(s.clusterSize);
+    cluster.set(chunk);
+    const compressed = compressCluster(cluster);
+    if (!compressed) {
+      this.writeData(offset, chunk);
+      return;
+    }
+    const hostOffset = this.mapping.allocCompressed(offset, compressed.length);
+    s.preWriteOverlapCheck(0, hostOffset, compressed.length);
+    s.event('write_compressed');
+    s.file.write(hostOffset, compressed);
   }
 
   /** merge_cow(): the guest data joins the COW write when it fills the gap exactly. */

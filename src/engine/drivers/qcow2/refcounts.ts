@@ -99,6 +99,8 @@ export class Refcounts {
   maxTableIndex = 0;
   /** Where the search for free clusters starts (s->free_cluster_index). */
   freeClusterIndex = 0;
+  /** Where the next compressed cluster may go, inside a cluster already in use; 0 for none (s->free_byte_offset). */
+  freeByteOffset = 0;
   /** While set, freed ranges are queued and discarded together (s->cache_discards). */
   cacheDiscards = false;
   private discards: Array<{ offset: number; bytes: number }> = [];
@@ -470,6 +472,43 @@ export class Refcounts {
         if (!(error instanceof RetryAllocation)) throw error;
       }
     }
+  }
+
+  /**
+   * qcow2_alloc_bytes(): `size` bytes for a compressed cluster, packed after
+   * the previous one; they spill into the next cluster when that one is free
+   * and adjacent, else start a new cluster. Every cluster the bytes touch
+   * gains a reference.
+   */
+  allocBytes(size: number): number {
+    const s = this.s;
+    s.event('cluster_alloc_bytes');
+    let offset = this.freeByteOffset;
+    if (offset && this.get(Math.floor(offset / s.clusterSize)) === this.refcountMax) offset = 0;
+    let freeInCluster = s.clusterSize - s.offsetIntoCluster(offset);
+    for (;;) {
+      if (!offset || freeInCluster < size) {
+        const newCluster = this.allocClustersNoref(s.clusterSize, MAX_CLUSTER_OFFSET);
+        if (newCluster === 0) s.signalCorruption(true, 'Preventing invalid allocation of compressed cluster at offset 0');
+        if (!offset || Math.ceil(offset / s.clusterSize) * s.clusterSize !== newCluster) {
+          offset = newCluster;
+          freeInCluster = s.clusterSize;
+        } else {
+          freeInCluster += s.clusterSize;
+        }
+      }
+      try {
+        this.update(offset, size, 1, false, 'never');
+        break;
+      } catch (error) {
+        offset = 0;
+        if (!(error instanceof RetryAllocation)) throw error;
+      }
+    }
+    // The new references must reach the disk before the L2 entry that needs them.
+    s.l2Cache.setDependency(s.refcountCache);
+    this.freeByteOffset = s.offsetIntoCluster(offset + size) ? offset + size : 0;
+    return offset;
   }
 
   /** qcow2_alloc_clusters_at(): how many of `count` clusters at `offset` could be taken. */
