@@ -292,7 +292,8 @@ export class BlockCopyState {
           yield { kind: 'yield' };
         }
         reading = false;
-        this.target.write(task.offset, data);
+        if (this.options.compress) this.target.writeCompressed(task.offset, data);
+        else this.target.write(task.offset, data);
       }
     } catch (failure) {
       if (!(failure instanceof IoError)) throw failure;

@@ -149,7 +149,7 @@ export class BackupJob extends Job {
     // backup_job_create()
     if (source === target) throw genericError('Source and target cannot be the same');
     // QEMU prints the device name, which nodes made by blockdev-add do not have.
-    if (args.compress) throw genericError('Compression is not supported for this drive ');
+    if (args.compress && !target.supportsCompressedWrites) throw genericError('Compression is not supported for this drive ');
     checkOpBlockers(host, source, target);
     if (maxWorkers < 1 || maxWorkers > INT_MAX) throw genericError(`max-workers must be between 1 and ${INT_MAX}`);
     if (maxChunk < 0) throw genericError('max-chunk must be zero (which means no limit) or positive');
