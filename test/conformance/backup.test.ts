@@ -230,31 +230,149 @@ scenarios.push(
   ],
 );
 
+/** What a scenario needs besides the raw images: qcow2 files, and whether its images can be read back. */
+interface Extra {
+  /** 4 MiB qcow2 images made with qemu-img before the steps, compared afterwards too. */
+  qcow2?: string[];
+  /** A failed compressed write leaves an L2 entry QEMU cannot read back: compare the layout only. */
+  unreadable?: string[];
+}
+const extras = new Map<string, Extra>();
+
+const qcow2 = (name: string, file: string, image?: Record<string, unknown>) =>
+  qmp('blockdev-add', { driver: 'qcow2', 'node-name': name, file: image ?? { driver: 'file', filename: `@DIR@/${file}` } });
+
+/** Compressed backups to a qcow2 target (tq on t.qcow2); pattern data deflates alike with any zlib. */
+const compressed: Array<[string, Step[], Extra]> = [
+  [
+    'compress to qcow2: full backup, then a second one over the allocated clusters fails with EIO',
+    [
+      ...failingSetup(raw('src', 's.raw')),
+      qcow2('tq', 't.qcow2'),
+      ...freeRun({ target: 'tq', sync: 'full', compress: true, 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'),
+      qmp('job-dismiss', { id: 'j0' }),
+      ...freeRun({ target: 'tq', sync: 'full', compress: true, 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'),
+      qmp('job-dismiss', { id: 'j0' }),
+      io('tq', 'read -P 0x33 3M 300k'),
+    ],
+    { qcow2: ['t.qcow2'] },
+  ],
+  [
+    'compress, sync=bitmap always: the 2nd source read fails part-way, a retry completes',
+    [
+      ...failingSetup(failingSource(2)),
+      qcow2('tq', 't.qcow2'),
+      ...freeRun({ target: 'tq', sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', compress: true, 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'),
+      qmp('job-dismiss', { id: 'j0' }),
+      ...freeRun({ target: 'tq', sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', compress: true, 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'),
+      qmp('job-dismiss', { id: 'j0' }),
+    ],
+    { qcow2: ['t.qcow2'] },
+  ],
+  [
+    'compress with guest writes through the filter while parked',
+    [
+      ...setup,
+      qcow2('tq', 't.qcow2'),
+      parked({ target: 'tq', sync: 'full', compress: true }),
+      io('cbw', 'write -P 0x44 1M 4k'),
+      io('cbw', 'write -P 0x45 2M 64k'),
+      ...queries,
+      ...finish,
+      io('tq', 'read -P 0x22 1M 64k'),
+    ],
+    { qcow2: ['t.qcow2'] },
+  ],
+  [
+    'compress: the target fails its 2nd compressed write',
+    [
+      raw('src', 's.raw'),
+      qcow2('tq', 't.qcow2', { driver: 'blkdebug', image: { driver: 'file', filename: '@DIR@/t.qcow2' }, 'set-state': [{ event: 'write_compressed', state: 1, new_state: 2 }], 'inject-error': [{ event: 'write_compressed', state: 2, once: true }] }),
+      qmp('block-dirty-bitmap-add', { node: 'src', name: 'b0' }),
+      io('src', 'write -P 0x11 0 128k'),
+      io('src', 'write -P 0x22 1M 64k'),
+      ...freeRun({ target: 'tq', sync: 'bitmap', bitmap: 'b0', 'bitmap-mode': 'always', compress: true, 'x-perf': { 'max-workers': 1 } }, 'BLOCK_JOB_COMPLETED'),
+      qmp('job-dismiss', { id: 'j0' }),
+    ],
+    { qcow2: ['t.qcow2'], unreadable: ['t.qcow2'] },
+  ],
+  [
+    'compress in a transaction, and refused for a raw target',
+    [
+      ...setup,
+      qcow2('tq', 't.qcow2'),
+      qmp('transaction', {
+        actions: [
+          { type: 'block-dirty-bitmap-add', data: { node: 'src', name: 'b1' } },
+          { type: 'blockdev-backup', data: { 'job-id': 'j1', device: 'src', target: 'tgt', sync: 'full', compress: true } },
+        ],
+      }),
+      qmp('transaction', {
+        actions: [
+          { type: 'block-dirty-bitmap-add', data: { node: 'src', name: 'b1' } },
+          { type: 'blockdev-backup', data: { 'job-id': 'j1', device: 'src', target: 'tq', sync: 'full', compress: true, 'auto-dismiss': false } },
+        ],
+      }),
+      { waitFor: 'BLOCK_JOB_COMPLETED' },
+      ...queries,
+      qmp('job-dismiss', { id: 'j1' }),
+    ],
+    { qcow2: ['t.qcow2'] },
+  ],
+];
+for (const [name, steps, extra] of compressed) {
+  scenarios.push([name, steps]);
+  extras.set(name, extra);
+}
+
+const qcow2Images = (names: string[]): Setup => (dir) => {
+  images(dir);
+  for (const name of names) spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, name), String(4 * MiB)]);
+};
+
 /** Keeps each side's images once they are closed, for qemu-img compare. */
-const keepImages = (into: string) => ({
+const keepImages = (into: string, names: string[]) => ({
   after: (dir: string) => {
     fs.mkdirSync(into, { recursive: true });
-    for (const name of ['s.raw', 't.raw']) fs.copyFileSync(path.join(dir, name), path.join(into, name));
+    for (const name of names) fs.copyFileSync(path.join(dir, name), path.join(into, name));
   },
 });
+
+const qemuImg = (...args: string[]) => spawnSync('qemu-img', args, { encoding: 'utf8' });
+
+/** The same guest data on both sides; a qcow2 target of ours checks clean and maps as QEMU's does. */
+function compareImages(kept: string, name: string, unreadable: boolean): void {
+  const [ours, theirs] = [path.join(kept, 'ours', name), path.join(kept, 'qemu', name)];
+  const format = name.endsWith('.qcow2') ? 'qcow2' : 'raw';
+  if (!unreadable) {
+    const compare = qemuImg('compare', '-f', format, '-F', format, ours, theirs);
+    assert.equal(compare.status, 0, `${name}: ${compare.stdout}${compare.stderr}`);
+  }
+  if (format !== 'qcow2') return;
+  const check = qemuImg('check', '--output=json', ours);
+  assert.equal(check.status, 0, `${name}: ${check.stdout}${check.stderr}`);
+  const map = (image: string) => qemuImg('map', '--output=json', '-f', 'qcow2', image).stdout;
+  assert.equal(map(ours), map(theirs), `${name}: qemu-img map`);
+}
 
 describe('backup against QEMU 7.2', { skip }, () => {
   for (const [name, steps] of scenarios) {
     test(name, async () => {
+      const extra = extras.get(name) ?? {};
+      const qcow2 = extra.qcow2 ?? [];
+      const names = ['s.raw', 't.raw', ...qcow2];
+      const setup = qcow2.length ? qcow2Images(qcow2) : images;
       const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-backup-images-'));
       try {
         const [ours, theirs] = await Promise.all([
-          onEngine(steps, images, keepImages(path.join(kept, 'ours'))),
-          onQemu(steps, images, undefined, keepImages(path.join(kept, 'qemu'))),
+          onEngine(steps, setup, keepImages(path.join(kept, 'ours'), names)),
+          onQemu(steps, setup, undefined, keepImages(path.join(kept, 'qemu'), names)),
         ]);
         for (let i = 0; i < steps.length; i++) {
           assert.deepEqual(ours[i], theirs[i], `step ${i}: ${theirs[i].step}`);
         }
         // The backup targets (and sources) hold the same data on both sides.
-        for (const image of ['s.raw', 't.raw']) {
-          const compare = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', path.join(kept, 'ours', image), path.join(kept, 'qemu', image)], { encoding: 'utf8' });
-          assert.equal(compare.status, 0, `${image}: ${compare.stdout}${compare.stderr}`);
-        }
+        for (const image of names) compareImages(kept, image, extra.unreadable?.includes(image) ?? false);
       } finally {
         fs.rmSync(kept, { recursive: true, force: true });
       }
