@@ -9,7 +9,9 @@
  *
  * What the frame changed is outlined on top, row segment by row segment: a
  * solid outline where granules were set, a dashed one where they were
- * cleared, so the change reads without colour.
+ * cleared, so the change reads without colour. With a pinned frame the
+ * outlines show where this frame differs from it instead, thicker and
+ * dotted where cleared, so the two readings are not mistaken for each other.
  */
 import { range, type Selection } from 'd3';
 import { cellGrid, type LaneGeometry } from '../geometry';
@@ -83,15 +85,16 @@ export function drawCells(svg: Selection<SVGSVGElement, unknown, null, undefined
     state.rects[granule].setAttribute('class', name);
   }
 
+  const compare = content.compared ? ' compare' : '';
   svg
     .selectAll<SVGGElement, null>('g.changes')
     .data([null])
     .join('g')
     .attr('class', 'changes')
     .selectAll<SVGRectElement, Segment>('rect')
-    .data(segments(content.changed, layout), (segment) => segment.key)
+    .data(segments(content.compared ?? content.changed, layout), (segment) => segment.key)
     .join('rect')
-    .attr('class', (segment) => `change ${segment.set ? 'set' : 'cleared'}`)
+    .attr('class', (segment) => `change ${segment.set ? 'set' : 'cleared'}${compare}`)
     .attr('x', (segment) => segment.x - 1)
     .attr('y', (segment) => segment.y - 1)
     .attr('width', (segment) => segment.width + 2)

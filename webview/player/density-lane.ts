@@ -3,8 +3,9 @@
  * pixel column per run of granules, as the playground draws big bitmaps (bar
  * as tall as the dirty share, a faint tint wherever any granule is dirty),
  * plus a band above the bar marking the columns this frame changed: solid
- * where granules were set, dotted where cleared. Data lanes colour a column
- * by the write that holds most of it.
+ * where granules were set, dotted where cleared; with a pinned frame, the
+ * columns that differ from it, in the comparison's colour and a taller band.
+ * Data lanes colour a column by the write that holds most of it.
  */
 import type { LaneGeometry } from '../geometry';
 import { columnCounts, columnOf, columnStart } from '../model';
@@ -12,6 +13,8 @@ import { writeStyle, type LaneContent } from './lane-content';
 import type { ValueRun } from './ranges';
 
 const BAND = 4;
+/** The comparison's band covers the gap above the bar too, so it differs in shape as well as colour. */
+const COMPARE_BAND = BAND + 2;
 const BAR_TOP = BAND + 2;
 const BAR = 30;
 const DENSITY_HEIGHT = BAR_TOP + BAR;
@@ -63,7 +66,8 @@ export function drawDensity(canvas: HTMLCanvasElement, content: LaneContent, wid
     context.fillStyle = colour('--lab-clean');
     context.fillRect(0, BAR_TOP, columns, BAR);
     for (const { fill, counts } of layers(content, columns, colour)) paintBars(context, fill, counts, span, columns);
-    paintChanges(context, colour('--lab-changed'), content.changed, granules, columns);
+    if (content.compared) paintChanges(context, colour('--lab-compare'), content.compared, granules, columns, COMPARE_BAND);
+    else paintChanges(context, colour('--lab-changed'), content.changed, granules, columns, BAND);
   }
 
   const inside = (column: number) => Math.min(Math.max(column, 0), columns - 1);
@@ -110,14 +114,14 @@ function paintBars(context: CanvasRenderingContext2D, fill: string, counts: Uint
   }
 }
 
-function paintChanges(context: CanvasRenderingContext2D, fill: string, changed: readonly ValueRun[], granules: number, columns: number): void {
+function paintChanges(context: CanvasRenderingContext2D, fill: string, changed: readonly ValueRun[], granules: number, columns: number, band: number): void {
   context.fillStyle = fill;
   for (const [first, end, value] of changed) {
     const from = columnOf(first, granules, columns);
     const to = columnOf(end - 1, granules, columns);
     for (let column = from; column <= to; column++) {
       // Dotted for cleared: every other pixel.
-      if (value === 1 || column % 2 === 0) context.fillRect(column, 0, 1, BAND);
+      if (value === 1 || column % 2 === 0) context.fillRect(column, 0, 1, band);
     }
   }
 }

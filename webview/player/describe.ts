@@ -103,8 +103,8 @@ export function absentNote(spec: LaneSpec): string {
   return 'exists only while a backup job runs';
 }
 
-/** Hover lines for granules [first, end) of `lane`. */
-export function granuleDetails(view: FrameView, lane: LaneState, first: number, end: number): string[] {
+/** Hover lines for granules [first, end) of `lane`; with a pinned frame, what they held there. */
+export function granuleDetails(view: FrameView, lane: LaneState, first: number, end: number, pinned?: { from: number; lane: LaneState; differs: ValueRun[] }): string[] {
   const { spec } = lane;
   const title = laneTitle(spec, lane.meta, lane).name;
   const where =
@@ -117,6 +117,10 @@ export function granuleDetails(view: FrameView, lane: LaneState, first: number, 
   lines.push(contents(lane, first, end));
   const changed = clip(view.changed.get(spec.key) ?? [], first, end);
   if (changed.length) lines.push(`changed in this frame: ${changed.some(([, , v]) => v === 1) ? 'set' : 'cleared'}`);
+  if (pinned) {
+    const differs = clip(pinned.differs, first, end).length > 0;
+    lines.push(`at pinned frame ${pinned.from}: ${contents(pinned.lane, first, end)} (${differs ? 'differs' : 'the same'})`);
+  }
   // The filter's own bitmaps are its bookkeeping, not dirty data a backup would copy.
   const holders = view.lanes
     .filter((other) => other.meta && isBitmapLane(other.spec) && !other.spec.optional)

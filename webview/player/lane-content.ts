@@ -12,6 +12,8 @@ export interface LaneContent {
   inFlight: ValueRun[];
   /** What this frame changed: value 1 where set or rewritten, 0 where cleared. */
   changed: ValueRun[];
+  /** With a pinned frame: where this frame differs from it, valued as `changed`; outlined instead of `changed`. */
+  compared?: ValueRun[];
   /** No such bitmap at this frame (N and C outside a job): drawn faint. */
   absent: boolean;
   /** Tooltip lines for granules [first, end). */

@@ -10,6 +10,7 @@ import { listen, place } from '../cursor';
 import { formatBytes, hex, plural } from '../format';
 import type { LaneGeometry } from '../geometry';
 import { drawCells } from './cells-lane';
+import { differenceText, type Comparison } from './compare';
 import { drawDensity } from './density-lane';
 import { absentNote, deltaText, granuleDetails, laneTitle } from './describe';
 import { writeStyle, type LaneContent } from './lane-content';
@@ -38,7 +39,14 @@ export interface LaneCursors {
   moved(key: string, granule: number): void;
 }
 
-export function drawLanes(root: HTMLElement, model: RunModel, view: FrameView, showOptional: boolean, cursors: LaneCursors): void {
+export function drawLanes(
+  root: HTMLElement,
+  model: RunModel,
+  view: FrameView,
+  showOptional: boolean,
+  comparison: Comparison | undefined,
+  cursors: LaneCursors,
+): void {
   const lanes = view.lanes.filter((lane) => !lane.spec.optional || showOptional);
   const width = root.clientWidth;
   select(root)
@@ -47,7 +55,7 @@ export function drawLanes(root: HTMLElement, model: RunModel, view: FrameView, s
     .join(enterLane)
     .order()
     .each(function (lane) {
-      updateLane(select(this), model, view, lane, width, cursors);
+      updateLane(select(this), model, view, lane, width, comparison, cursors);
     });
 }
 
@@ -75,6 +83,7 @@ function updateLane(
   view: FrameView,
   state: LaneState,
   width: number,
+  comparison: Comparison | undefined,
   cursors: LaneCursors,
 ): void {
   const { spec, meta } = state;
@@ -82,13 +91,23 @@ function updateLane(
   const isData = spec.role === 'source' || spec.role === 'target';
   const absent = !isData && !meta;
   const changed = view.changed.get(spec.key) ?? [];
+  const compared = comparison?.lanes.get(spec.key);
   lane.attr('data-role', spec.role).attr('data-state', meta?.role === 'sync' ? 'sync' : null).classed('absent', absent);
   lane.select('.lane-symbol').text(title.symbol);
   lane.select('.lane-name').text(title.name);
   lane.select('.lane-role').text(title.role);
   drawBadges(lane.select('.badges'), badges(meta));
   lane.select('.lane-counts').text(countsText(state, absent));
-  lane.select('.lane-delta').text(deltaText(changed)).attr('title', changed.length ? 'granules set and cleared by this frame' : null);
+  if (comparison) {
+    const differs = compared?.differs ?? [];
+    lane
+      .select('.lane-delta')
+      .classed('compare', true)
+      .text(differs.length ? `vs ${comparison.from}: ${differenceText(differs)}` : `= ${comparison.from}`)
+      .attr('title', `granules that differ from pinned frame ${comparison.from}: + now set or holding other data, − clear or without data now`);
+  } else {
+    lane.select('.lane-delta').classed('compare', false).text(deltaText(changed)).attr('title', changed.length ? 'granules set and cleared by this frame' : null);
+  }
 
   const content: LaneContent = {
     granules: spec.granules,
@@ -96,8 +115,9 @@ function updateLane(
     kind: isData ? 'data' : 'bitmap',
     inFlight: state.inFlight ?? [],
     changed,
+    ...(compared && { compared: compared.differs }),
     absent,
-    describe: (first, end) => granuleDetails(view, state, first, end),
+    describe: (first, end) => granuleDetails(view, state, first, end, compared && { from: comparison!.from, lane: compared.pinned, differs: compared.differs }),
   };
   const body = lane.select<HTMLDivElement>('.lane-body').attr('aria-label', `${title.name}: ${title.role}`);
   const cells = spec.granules <= MAX_CELL_GRANULES;

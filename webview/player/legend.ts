@@ -64,6 +64,13 @@ const LEGEND: Array<{ title: string; entries: Entry[] }> = [
       { swatch: 'change cleared', text: 'dashed outline: granules cleared' },
     ],
   },
+  {
+    title: 'Compared with a pinned frame (P)',
+    entries: [
+      { swatch: 'change set compare', text: 'thick solid outline: set, written or rewritten since the pinned frame' },
+      { swatch: 'change cleared compare', text: 'thick dotted outline: clear or without data now, set or holding data then' },
+    ],
+  },
 ];
 
 const MARKERS: Array<[keyof typeof GLYPHS, string]> = [
@@ -110,6 +117,7 @@ export const KEYS: Array<[string, string]> = [
   ['J, Shift+J', 'next / previous job event'],
   ['1 2 …', 'make run 1, 2 … the one the keys drive'],
   ['L', 'step the runs together, or one at a time'],
+  ['P', 'pin this frame; other frames then show what differs from it (P again on it unpins)'],
   ['Tab', 'to a lane, then ← → ↑ ↓ for granule details'],
 ];
 

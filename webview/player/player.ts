@@ -118,6 +118,7 @@ export class Player {
     if (command.kind === 'activate') return this.activate(panel);
     this.activate(panel);
     if (command.kind === 'play') return this.togglePlay();
+    if (command.kind === 'pin') return this.togglePins(panel);
     this.stop();
     if (command.kind === 'seek') return this.seek(panel, command.index);
     for (const target of this.targets(panel)) {
@@ -129,6 +130,16 @@ export class Player {
         if (marker) this.seek(target, marker.frame);
       }
     }
+  }
+
+  /** Pins (or unpins) the frame each run the command drives shows, and redraws it compared. */
+  private togglePins(panel: RunPanel): void {
+    const targets = this.targets(panel);
+    for (const target of targets) {
+      target.togglePin();
+      target.draw(this.showOptional);
+    }
+    this.announcer.textContent = targets.map((target) => target.pinAnnouncement()).join(' ');
   }
 
   /** Shows frame `index` of run `run` (0-based), as asked from outside the page. */
@@ -143,7 +154,7 @@ export class Player {
     this.onSeek(this.panels.indexOf(panel), panel.index);
     // Announce every manual step, but only marked frames while playing, or a screen reader would never catch up.
     if (!this.timer || panel.model.markers.some((m) => m.frame === panel.index && m.kind !== 'copy')) {
-      this.announcer.textContent = panel.announcement();
+      this.announcer.textContent = panel.announcement(this.showOptional);
     }
     if (!this.timer) this.saveFrames();
   }
@@ -216,6 +227,7 @@ export class Player {
     else if (key === 'Home') run({ kind: 'edge', to: 'first' });
     else if (key === 'End') run({ kind: 'edge', to: 'last' });
     else if (key === ' ' && !target.closest('button')) run({ kind: 'play' });
+    else if (lower === 'p') run({ kind: 'pin' });
     else if (key === '[' || key === ']') {
       event.preventDefault();
       const at = SPEEDS.indexOf(this.speed) + (key === ']' ? 1 : -1);

@@ -7,11 +7,12 @@
  */
 import { select, type Selection } from 'd3';
 import { drawCleanup, drawFailure, drawJobs, drawNarration } from './cards';
+import { compareFrames, comparisonText, type Comparison, type Pin } from './compare';
 import { frameEvent, GLYPHS } from './describe';
 import { drawLanes } from './lanes-view';
 import type { MarkerKind } from './markers';
 import { markdownParagraphs } from './narration';
-import type { RunModel } from './run-model';
+import type { LaneState, RunModel } from './run-model';
 import { scrubber, type Scrubber } from './scrubber';
 
 export type Command =
@@ -20,6 +21,7 @@ export type Command =
   | { kind: 'jump'; marker: MarkerKind; direction: 1 | -1 }
   | { kind: 'play' }
   | { kind: 'seek'; index: number }
+  | { kind: 'pin' }
   | { kind: 'activate' };
 
 type Part = Selection<HTMLElement, unknown, null, undefined>;
@@ -42,6 +44,7 @@ const ICONS = {
   last: 'M3 3v10l7-5zM11 3h2v10h-2z',
   previous: 'M10 4v8L5 8z',
   next: 'M6 4v8l5-4z',
+  pin: 'M6 2h4v1l-1 1v4l2 2v1H8.5v4h-1v-4H5v-1l2-2V4L6 3z',
 };
 
 const TRANSPORT: Button[] = [
@@ -59,12 +62,18 @@ const JUMPS: Array<{ marker: MarkerKind; word: string; key: string }> = [
   { marker: 'job', word: 'job event', key: 'J' },
 ];
 
+/** The comparison over the lanes on screen. */
+const summary = (comparison: Comparison, lanes: LaneState[], showOptional: boolean) =>
+  comparisonText(comparison, lanes.filter((lane) => showOptional || !lane.spec.optional));
+
 export class RunPanel {
   index = 0;
   readonly element: HTMLElement;
   private readonly cursors = new Map<string, number>();
   private readonly scrubber: Scrubber;
-  private readonly parts: Record<'counter' | 'event' | 'failure' | 'jobs' | 'lanes' | 'cleanup' | 'narration', Part>;
+  private readonly parts: Record<'counter' | 'event' | 'compare' | 'failure' | 'jobs' | 'lanes' | 'cleanup' | 'narration', Part>;
+  /** The frame the others are compared with, if the user pinned one. */
+  private pin: Pin | undefined;
 
   constructor(
     parent: HTMLElement,
@@ -93,11 +102,13 @@ export class RunPanel {
       this.button(group, { id: `prev-${jump.marker}`, icon: ICONS.previous, label: `Previous ${jump.word}`, keys: `Shift+${jump.key}`, command: { kind: 'jump', marker: jump.marker, direction: -1 } });
       this.button(group, { id: `next-${jump.marker}`, icon: ICONS.next, label: `Next ${jump.word}`, keys: jump.key, command: { kind: 'jump', marker: jump.marker, direction: 1 } });
     }
+    this.button(add(toolbar, 'div', 'group compare'), { id: 'pin', icon: ICONS.pin, label: 'Pin this frame to compare', keys: 'P', command: { kind: 'pin' } });
 
     this.scrubber = scrubber(add(section, 'div', 'scrubber'), model.length, model.markers, (index) => send({ kind: 'seek', index }, this), `Frame of run ${number}`);
     const event = add(section, 'p', 'event');
     event.append('span').attr('class', 'glyph').attr('aria-hidden', 'true');
     event.append('span').attr('class', 'text');
+    const compare = add(section, 'p', 'compare-summary').attr('hidden', '');
     const failure = add(section, 'div', 'failure-banner').attr('hidden', '');
 
     const body = add(section, 'div', 'run-body');
@@ -111,7 +122,7 @@ export class RunPanel {
     narration.append('h3');
     narration.append('div').attr('class', 'narration-text');
     narration.append('p').attr('class', 'cause');
-    this.parts = { counter, event, failure, jobs, lanes, cleanup, narration };
+    this.parts = { counter, event, compare, failure, jobs, lanes, cleanup, narration };
   }
 
   private button(parent: Part, { id, icon, label, keys, command }: Button): void {
@@ -142,19 +153,30 @@ export class RunPanel {
     this.draw(showOptional);
   }
 
+  /** Pins the frame shown, or unpins it when it is the pinned one. */
+  togglePin(): void {
+    this.pin = this.pin?.index === this.index ? undefined : { index: this.index, lanes: this.model.lanesAt(this.index) };
+  }
+
+  get pinned(): number | undefined {
+    return this.pin?.index;
+  }
+
   draw(showOptional: boolean): void {
     const { model, index, parts } = this;
     const view = model.view(index);
     const event = frameEvent(model, view);
+    const comparison = this.comparison(view.lanes);
     parts.counter.text(`frame ${index} / ${this.length - 1} · step ${view.frame.step}`);
     parts.event.attr('class', `event kind-${event.kind}`);
     parts.event.select('.glyph').text(GLYPHS[event.kind]);
     parts.event.select('.text').text(event.text);
-    this.scrubber.draw(index, parts.lanes.node()!.parentElement!.clientWidth);
+    this.drawPin(comparison, view.lanes, showOptional);
+    this.scrubber.draw(index, parts.lanes.node()!.parentElement!.clientWidth, this.pin?.index);
     select(this.element).select('.scrubber').attr('aria-valuetext', `frame ${index} of ${this.length - 1}: ${event.text}`);
     drawFailure(parts.failure, model, view);
     drawJobs(parts.jobs, view);
-    drawLanes(parts.lanes.node()!, model, view, showOptional, {
+    drawLanes(parts.lanes.node()!, model, view, showOptional, comparison, {
       granuleOf: (key) => this.cursors.get(key) ?? 0,
       moved: (key, granule) => this.cursors.set(key, granule),
     });
@@ -162,10 +184,36 @@ export class RunPanel {
     drawNarration(parts.narration, model, view);
   }
 
-  /** What the live region says about this run's frame. */
-  announcement(): string {
+  private comparison(lanes: LaneState[]): Comparison | undefined {
+    return this.pin && this.pin.index !== this.index ? compareFrames(this.pin, this.index, lanes) : undefined;
+  }
+
+  /** The pin button's state, and the comparison in words under the event line. */
+  private drawPin(comparison: Comparison | undefined, lanes: LaneState[], showOptional: boolean): void {
+    const pinnedHere = this.pin?.index === this.index;
+    select(this.element)
+      .select('button.pin')
+      .attr('aria-pressed', String(pinnedHere))
+      .attr('aria-label', pinnedHere ? `Unpin frame ${this.index}` : `Pin frame ${this.index} to compare`);
+    const { compare } = this.parts;
+    compare.attr('hidden', this.pin ? null : '');
+    if (!this.pin) return;
+    compare.text(comparison ? summary(comparison, lanes, showOptional) : `frame ${this.index} is pinned: step to another frame to compare with it`);
+  }
+
+  /** What the live region says about this run's frame, with the comparison when a frame is pinned. */
+  announcement(showOptional: boolean): string {
     const view = this.model.view(this.index);
-    return `Run ${this.number}, frame ${this.index} of ${this.length - 1}: ${frameEvent(this.model, view).text}`;
+    const comparison = this.comparison(view.lanes);
+    const compared = comparison ? ` Compared with the pinned ${summary(comparison, view.lanes, showOptional)}.` : '';
+    return `Run ${this.number}, frame ${this.index} of ${this.length - 1}: ${frameEvent(this.model, view).text}${compared}`;
+  }
+
+  /** What the live region says when the pin moves. */
+  pinAnnouncement(): string {
+    return this.pin
+      ? `Run ${this.number}: frame ${this.pin.index} pinned; other frames are compared with it.`
+      : `Run ${this.number}: no frame pinned.`;
   }
 
   setPlaying(playing: boolean): void {

@@ -2,7 +2,8 @@
  * The timeline of one run: a track with the current frame, and the markers a
  * person jumps between, each kind with its own shape: jobs (named where they
  * start) on the top row, writes, failures and cleanups below them, copies as
- * ticks under the track.
+ * ticks under the track. A pinned frame gets a dashed line across the track
+ * and a pin head.
  * One tab stop, an ARIA slider; dragging or clicking seeks.
  */
 import { symbol, symbolDiamond, symbolSquare, symbolTimes, symbolTriangle, type Selection } from 'd3';
@@ -17,7 +18,7 @@ const SHAPES = { job: symbolTriangle, write: symbolSquare, failure: symbolTimes,
 const SIZE: Record<Exclude<MarkerKind, 'copy'>, number> = { job: 50, write: 40, failure: 70, cleanup: 70 };
 
 export interface Scrubber {
-  draw(index: number, width: number): void;
+  draw(index: number, width: number, pinned: number | undefined): void;
 }
 
 export function scrubber(
@@ -37,6 +38,10 @@ export function scrubber(
   svg.append('rect').attr('class', 'track').attr('y', TRACK_Y - 2).attr('height', 4).attr('rx', 2);
   svg.append('rect').attr('class', 'played').attr('y', TRACK_Y - 2).attr('height', 4).attr('rx', 2);
   const marks = svg.append('g').attr('class', 'marks');
+  const pin = svg.append('g').attr('class', 'pin-mark');
+  pin.append('title');
+  pin.append('line').attr('y1', 2).attr('y2', HEIGHT - 2);
+  pin.append('circle').attr('cy', 4).attr('r', 3.5);
   const handle = svg.append('g').attr('class', 'handle');
   handle.append('line').attr('y1', 2).attr('y2', HEIGHT - 2);
   handle.append('circle').attr('cy', TRACK_Y).attr('r', 6);
@@ -57,7 +62,7 @@ export function scrubber(
   });
 
   return {
-    draw(index, newWidth) {
+    draw(index, newWidth, pinned) {
       width = Math.max(2 * PAD + 1, newWidth);
       svg.attr('width', width);
       svg.select('.track').attr('x', PAD).attr('width', width - 2 * PAD);
@@ -79,6 +84,8 @@ export function scrubber(
         .classed('past', (m) => m.frame <= index)
         .classed('current', (m) => m.frame === index);
       items.order();
+      pin.attr('display', pinned === undefined ? 'none' : null);
+      if (pinned !== undefined) pin.attr('transform', `translate(${x(pinned)},0)`).select('title').text(`frame ${pinned}, pinned to compare`);
       handle.attr('transform', `translate(${x(index)},0)`);
       container.attr('aria-valuenow', index);
     },
