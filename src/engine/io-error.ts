@@ -13,12 +13,17 @@ export const ERRNO = {
 
 const STRERROR: Record<number, string> = {
   1: 'Operation not permitted',
+  2: 'No such file or directory',
   5: 'Input/output error',
   11: 'Resource temporarily unavailable',
   13: 'Permission denied',
+  17: 'File exists',
+  20: 'Not a directory',
+  21: 'Is a directory',
   22: 'Invalid argument',
   27: 'File too large',
   28: 'No space left on device',
+  30: 'Read-only file system',
   95: 'Operation not supported',
   125: 'Operation canceled',
 };

@@ -33,7 +33,7 @@ function ascii(bytes: Uint8Array, start: number, length: number): string {
 }
 
 /** Every driver name QEMU 7.2 knows (for "not implemented" versus "unknown"). */
-const KNOWN_FORMATS = new Set([
+export const KNOWN_FORMATS = new Set([
   'blkdebug', 'blklogwrites', 'blkreplay', 'blkverify', 'bochs', 'cloop', 'compress', 'copy-before-write',
   'copy-on-read', 'dmg', 'file', 'snapshot-access', 'ftp', 'ftps', 'gluster', 'host_cdrom', 'host_device', 'http',
   'https', 'iscsi', 'luks', 'nbd', 'nfs', 'null-aio', 'null-co', 'nvme', 'parallels', 'preallocate', 'qcow',
@@ -79,6 +79,8 @@ export interface OpenImageOptions {
   /** Called with each node once it is open, children first. */
   register?: (node: BlockNode) => void;
   qcow2?: Qcow2Options;
+  /** BDRV_O_NO_BACKING: the image's backing file is not opened (a backing node is set later). */
+  noBacking?: boolean;
   warn?: (message: string) => void;
   onCorruption?: (node: BlockNode, report: CorruptionReport) => void;
 }
@@ -145,7 +147,8 @@ class ChainOpener {
       const name = nodeName ?? this.options.nameNode();
       let node: BlockNode;
       if (probed === 'qcow2') {
-        node = this.qcow2(name, file, undefined, common, path, [...chain, realPath(path)]);
+        const backing = this.options.noBacking && chain.length === 0 ? null : undefined;
+        node = this.qcow2(name, file, backing, common, path, [...chain, realPath(path)]);
       } else if (probed === 'raw') {
         node = new RawNode(name, file, 0, undefined, common);
       } else if (KNOWN_FORMATS.has(probed)) {

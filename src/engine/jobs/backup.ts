@@ -119,6 +119,8 @@ export class BackupJob extends Job {
     cbw: CopyBeforeWriteNode,
     private readonly maxWorkers: number,
     private readonly maxChunk: number,
+    /** drive-backup opened the target: the job holds the only reference and lets it go in clean. */
+    private readonly ownsTarget: boolean,
   ) {
     super(backupHost, id, 'backup', args['auto-finalize'] ?? true, args['auto-dismiss'] ?? true, txn);
     this.cbw = cbw;
@@ -138,11 +140,14 @@ export class BackupJob extends Job {
     return this.settings.bitmap;
   }
 
-  /** blockdev-backup up to the job's creation (it starts at commit). */
-  static create(host: BackupHost, args: BackupArgs, txn: JobTxn): BackupJob {
+  /**
+   * blockdev-backup up to the job's creation (it starts at commit); drive-backup
+   * passes the target it opened.
+   */
+  static create(host: BackupHost, args: BackupArgs, txn: JobTxn, opened?: BlockNode): BackupJob {
     const { graph } = host;
     const source = graph.lookupDeviceOrNode(args.device, args.device);
-    const target = graph.lookupDeviceOrNode(args.target, args.target);
+    const target = opened ?? graph.lookupDeviceOrNode(args.target, args.target);
     const settings = checkArguments(source, args);
     const maxWorkers = args['x-perf']?.['max-workers'] ?? 64;
     const maxChunk = args['x-perf']?.['max-chunk'] ?? 0;
@@ -167,7 +172,7 @@ export class BackupJob extends Job {
         throw genericError(`Required max-chunk (${maxChunk}) is less than backup cluster size (${clusterSize})`);
       }
       const id = jobId(host, args['job-id']);
-      const job = new BackupJob(host, id, args, txn, source, target, settings, cbw, maxWorkers, maxChunk);
+      const job = new BackupJob(host, id, args, txn, source, target, settings, cbw, maxWorkers, maxChunk, opened !== undefined);
       if (job.speed < 0) {
         // block_job_create() sets the speed after job_create(): the job was created, and goes.
         job.earlyFail();
@@ -299,6 +304,7 @@ export class BackupJob extends Job {
 
   protected override clean(): void {
     removeFilter(this.backupHost, this.cbw);
+    if (this.ownsTarget) this.backupHost.graph.release(this.target);
   }
 
   /**
@@ -361,8 +367,8 @@ function jobId(host: BackupHost, id = ''): string {
  * target; not its source, which a second backup may take (its filter goes
  * between the first filter and the source).
  */
-function checkOpBlockers(host: BackupHost, source: BlockNode, target: BlockNode): void {
-  for (const node of [source, target]) {
+export function checkOpBlockers(host: BackupHost, ...nodes: BlockNode[]): void {
+  for (const node of nodes) {
     // A concluded job has let go of its nodes (block_job_remove_all_bdrv() in clean).
     const user = host.jobs.find((job) => job instanceof BackupJob && job.status !== 'concluded' && job.nodes().includes(node));
     if (user) throw genericError(`Node '${node.nodeName}' is busy: block device is in use by block job: ${user.type}`);
@@ -389,7 +395,8 @@ function insertFilter(host: BackupHost, args: BackupArgs, source: BlockNode, tar
     host.note('copy', { source: source.nodeName, target: target.nodeName, offset, bytes, zeroes, by: beforeWrite ? 'copy-before-write' : 'backup' }),
   );
   graph.add(cbw);
-  for (const parent of parents) parent.replaceChild(source, cbw);
+  // should_update_child(): an edge the filter reaches stays (a target backed by the source keeps it).
+  for (const parent of parents) if (!graph.reaches(cbw, parent)) parent.replaceChild(source, cbw);
   return cbw;
 }
 

@@ -11,8 +11,8 @@ import { bool, enumOf, int, str, struct, type Members, type QapiType } from './q
 
 const onError = enumOf(['report', 'ignore', 'enospc', 'stop', 'auto']);
 
-/** BackupCommon, then BlockdevBackup's own `target`. */
-export const blockdevBackupType: QapiType = struct({
+/** BackupCommon: what blockdev-backup and drive-backup share. */
+export const backupCommon: Members = {
   '*job-id': str,
   device: str,
   sync: enumOf(['top', 'full', 'none', 'incremental', 'bitmap']),
@@ -26,8 +26,10 @@ export const blockdevBackupType: QapiType = struct({
   '*auto-dismiss': bool,
   '*filter-node-name': str,
   '*x-perf': struct({ '*use-copy-range': bool, '*max-workers': int, '*max-chunk': int }),
-  target: str,
-});
+};
+
+/** BackupCommon, then BlockdevBackup's own `target`. */
+export const blockdevBackupType: QapiType = struct({ ...backupCommon, target: str });
 
 /**
  * The blockdev-backup transaction action: the job is made (and its bitmap

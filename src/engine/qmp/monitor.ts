@@ -13,6 +13,7 @@ import { QEMU_COMMAND_ORDER } from './command-order';
 import { humanMonitorCommand } from './hmp';
 import { arrayOf, bool, enumOf, int, str, struct, visit, type QapiType } from './qapi';
 import { JOB_COMMANDS, blockdevBackupType } from './job-commands';
+import { driveBackupType } from './drive-backup';
 import { transaction, transactionType, type TransactionArgs } from './transaction';
 
 export type QmpResponse =
@@ -72,6 +73,10 @@ const COMMANDS: Record<string, Command> = {
   'blockdev-backup': {
     args: blockdevBackupType,
     run: (e, a) => transaction(e, { actions: [{ type: 'blockdev-backup', data: a }] }),
+  },
+  'drive-backup': {
+    args: driveBackupType,
+    run: (e, a) => transaction(e, { actions: [{ type: 'drive-backup', data: a }] }),
   },
   ...JOB_COMMANDS,
   /** Announces the shutdown, cancels every job, closes every node (storing persistent bitmaps); the QMP server then exits. */

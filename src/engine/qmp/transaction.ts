@@ -12,6 +12,7 @@ import {
   removeAction, setEnabledAction, type Action, type BlockDirtyBitmap, type BlockDirtyBitmapAdd,
   type BlockDirtyBitmapMerge,
 } from './bitmap-commands';
+import { driveBackupAction, driveBackupType, type DriveBackupArgs } from './drive-backup';
 import { backupAction, blockdevBackupType } from './job-commands';
 import { arrayOf, enumOf, struct, type QapiType } from './qapi';
 
@@ -37,6 +38,7 @@ export const transactionType: QapiType = struct({
       'block-dirty-bitmap-disable': wrap(blockDirtyBitmapType),
       'block-dirty-bitmap-merge': wrap(blockDirtyBitmapMergeType),
       'blockdev-backup': wrap(blockdevBackupType),
+      'drive-backup': wrap(driveBackupType),
     },
   }),
   '*properties': struct({ '*completion-mode': enumOf(['individual', 'grouped']) }),
@@ -66,6 +68,8 @@ function makeAction(engine: Engine, type: string, data: unknown, grouped: JobTxn
       return mergeAction(graph, data as BlockDirtyBitmapMerge);
     case 'blockdev-backup':
       return backupAction(engine, data as BackupArgs, grouped ?? new JobTxn());
+    case 'drive-backup':
+      return driveBackupAction(engine, data as DriveBackupArgs, grouped ?? new JobTxn());
     default:
       throw genericError(`Bitmap Lab does not implement the transaction action '${type}' yet`);
   }
@@ -73,7 +77,7 @@ function makeAction(engine: Engine, type: string, data: unknown, grouped: JobTxn
 
 /** Only backups may join a grouped transaction (action_check_completion_mode). */
 function checkCompletionMode(type: string, mode: string): void {
-  if (type !== 'abort' && type !== 'blockdev-backup' && mode !== 'individual') {
+  if (type !== 'abort' && type !== 'blockdev-backup' && type !== 'drive-backup' && mode !== 'individual') {
     throw genericError(`Action '${type}' does not support Transaction property completion-mode = ${mode}`);
   }
 }

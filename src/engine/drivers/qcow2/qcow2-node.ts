@@ -122,6 +122,11 @@ export class Qcow2Node extends BlockNode {
     if (implicit) this.autoBackingFile = backing.filename;
   }
 
+  /** bdrv_set_backing_hd() on a node opened without its backing file; the header keeps its name. */
+  setBackingHd(backing: BlockNode): void {
+    this.attachBacking(backing, false);
+  }
+
   get backing(): BlockNode | undefined {
     return this.children.get('backing');
   }
