@@ -142,7 +142,8 @@ async function record(side: Side, steps: Step[], dir: string, expected?: Transcr
     if ('io' in step) await new Promise((resolve) => setTimeout(resolve, 10));
     const entry: Transcript = { step: JSON.stringify(step), reply, events: [], stdout: '', nodes: null, sha256: {} };
     if (compared) {
-      entry.stdout = withoutTimings(side.takeStdout());
+      // Image creation prints the file names (drive-backup).
+      entry.stdout = withoutTimings(side.takeStdout()).replaceAll(dir, '@DIR@');
       entry.events = side.takeEvents().map(({ event, data }) => fromSide({ event, data }));
       seen.push(...(entry.events as Pending));
       Object.assign(entry, fromSide(await snapshot(side)));
