@@ -423,6 +423,11 @@ const driveBackups: Array<[string, Step[], Extra]> = [
       drive('n7.qcow2', { sync: 'full', format: 'qcow2', 'job-id': '1x' }),
       drive('n8.qcow2', { sync: 'full', format: 'qcow2', speed: -1 }),
       drive('n9.qcow2', { sync: 'full', format: 'qcow2', 'x-perf': { 'max-chunk': 4096 } }),
+      // The source's own file: the image locks refuse, and nothing is overwritten.
+      drive('s.raw', { sync: 'full', format: 'raw' }),
+      drive('s.raw', { sync: 'full', mode: 'existing' }),
+      raw('alias', 's.raw'),
+      qmp('blockdev-backup', { 'job-id': 'j9', device: 'src', target: 'alias', sync: 'full' }),
       qmp('transaction', { actions: [{ type: 'drive-backup', data: { 'job-id': 'j0', device: 'src', target: '@DIR@/n10.qcow2', format: 'qcow2', sync: 'full' } }, { type: 'abort', data: {} }] }),
       ...queries,
     ],

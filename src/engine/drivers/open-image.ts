@@ -118,7 +118,7 @@ function filePath(file: BlockNode): string | undefined {
   return undefined;
 }
 
-function realPath(path: string): string {
+export function realPath(path: string): string {
   try {
     return fs.realpathSync(path);
   } catch {

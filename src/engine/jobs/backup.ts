@@ -9,6 +9,8 @@ import type { BlockGraph } from '../block-graph';
 import type { BlockNode } from '../block-node';
 import { ALLOW_RO, DEFAULT_CHECKS, checkBitmap, type DirtyBitmap } from '../dirty-bitmap';
 import { CopyBeforeWriteNode } from '../drivers/copy-before-write';
+import { FileNode } from '../drivers/file';
+import { realPath } from '../drivers/open-image';
 import { ERRNO } from '../io-error';
 import { QmpError, genericError } from '../qmp-error';
 import type { Wait } from '../scheduler';
@@ -173,6 +175,11 @@ export class BackupJob extends Job {
       }
       const id = jobId(host, args['job-id']);
       const job = new BackupJob(host, id, args, txn, source, target, settings, cbw, maxWorkers, maxChunk, opened !== undefined);
+      // block_job_create() takes the permissions after job_create(): the file locks refuse a target on the source's file.
+      if (sameFile(source, target)) {
+        job.earlyFail();
+        throw genericError('Failed to get shared "write" lock');
+      }
       if (job.speed < 0) {
         // block_job_create() sets the speed after job_create(): the job was created, and goes.
         job.earlyFail();
@@ -373,6 +380,17 @@ export function checkOpBlockers(host: BackupHost, ...nodes: BlockNode[]): void {
     const user = host.jobs.find((job) => job instanceof BackupJob && job.status !== 'concluded' && job.nodes().includes(node));
     if (user) throw genericError(`Node '${node.nodeName}' is busy: block device is in use by block job: ${user.type}`);
   }
+}
+
+/** Whether two nodes store their data in the same host file (through file/image children). */
+function sameFile(a: BlockNode, b: BlockNode): boolean {
+  const files = (node: BlockNode | undefined): string[] => {
+    const paths: string[] = [];
+    for (; node; node = node.primaryChild) if (node instanceof FileNode) paths.push(realPath(node.path));
+    return paths;
+  };
+  const ours = files(a);
+  return files(b).some((path) => ours.includes(path));
 }
 
 /**

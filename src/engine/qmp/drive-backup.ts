@@ -6,8 +6,9 @@
  * closes it when it is cleaned up.
  */
 import type { BlockNode } from '../block-node';
+import { FileNode } from '../drivers/file';
 import { imgCreate } from '../drivers/img-create';
-import { openImage } from '../drivers/open-image';
+import { openImage, realPath } from '../drivers/open-image';
 import { Qcow2Node } from '../drivers/qcow2/qcow2-node';
 import type { Engine } from '../engine';
 import { BackupJob, checkOpBlockers, type BackupArgs } from '../jobs/backup';
@@ -71,7 +72,10 @@ function prepare(engine: Engine, source: BlockNode, args: DriveBackupArgs, txn: 
     imgCreate(
       { path: args.target, format: format!, size: source.length, backing: backing && { file: backing.filename, format: backing.driver } },
       (text) => engine.console(text, 'stdout'),
+      () => checkLocks(engine, args.target),
     );
+  } else {
+    checkLocks(engine, args.target);
   }
   const target = openTarget(engine, source, args.target, format, sync === 'none');
   try {
@@ -81,6 +85,22 @@ function prepare(engine: Engine, source: BlockNode, args: DriveBackupArgs, txn: 
     // bdrv_unref(): nobody else holds the target.
     engine.graph.release(target);
     throw error;
+  }
+}
+
+/**
+ * The image locks of an open file refuse a new writer: a qcow2 node never
+ * shares writing its file. A raw node nobody uses holds no lock: QEMU
+ * overwrites its file (the source's, the job then refuses). We have no file
+ * locks, so we ask the graph.
+ */
+function checkLocks(engine: Engine, path: string): void {
+  const file = realPath(path);
+  for (const node of engine.graph.list()) {
+    const child = node.primaryChild;
+    if (node.driver === 'qcow2' && child instanceof FileNode && realPath(child.path) === file) {
+      throw genericError('Failed to get "write" lock');
+    }
   }
 }
 
