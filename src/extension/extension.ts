@@ -10,6 +10,7 @@ import { QmpMonitor, type QmpResponse } from '../engine/qmp/monitor';
 import { toQemuJson } from '../engine/qobject';
 import { PLAYGROUND_VIEW_TYPE, PlaygroundPanel } from './playground-panel';
 import { playgroundSnapshot } from './playground-snapshot';
+import { registerDebugger } from './debugger';
 import { IMAGE_VIEW_TYPE, ImageEditor } from './image-editor';
 import { PLAYER_VIEW_TYPE, PlayerPanel } from './player-panel';
 import type { ScenarioSession } from './scenario-session';
@@ -71,6 +72,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.window.registerTreeDataProvider('bitmapLab.frame', scenarios.tree),
     vscode.languages.registerCodeLensProvider({ pattern: '**/*.bitmaplab.json' }, scenarios),
     ...scenarioCommands.map(([id, handler]) => vscode.commands.registerCommand(id, handler)),
+    ...registerDebugger(scenarios),
     output,
     vscode.window.registerWebviewPanelSerializer(PLAYGROUND_VIEW_TYPE, panel),
     vscode.commands.registerCommand('bitmapLab.showPlayground', () => panel.show()),

@@ -1,29 +1,20 @@
 /** The native tree of the current frame: nodes and their bitmaps, jobs, and the frame's events. */
 import * as vscode from 'vscode';
-import { formatSize } from '../format';
+import { ROLE_NAMES, formatSize } from '../format';
 import type { BitmapMeta } from '../engine/timeline/frame';
 import type { ScenarioSession } from './scenario-session';
 
 type Item = { label: string; description?: string; tooltip?: string; icon?: string; children?: Item[] };
 
-const ROLE: Record<BitmapMeta['role'], string> = {
-  named: 'bitmap',
-  sync: 'sync bitmap S (frozen)',
-  successor: 'successor N',
-  copy: 'copy bitmap C',
-  'cbw-done': 'copy-before-write: done',
-  'cbw-access': 'copy-before-write: access',
-  anonymous: 'anonymous bitmap',
-};
 
 const human = formatSize;
 
 function bitmapItem(meta: BitmapMeta): Item {
   const flags = [meta.recording ? 'recording' : 'disabled', meta.busy && 'busy', meta.persistent && 'persistent', meta.inconsistent && 'inconsistent'].filter(Boolean);
   return {
-    label: meta.name ?? ROLE[meta.role],
+    label: meta.name ?? ROLE_NAMES[meta.role],
     description: `${human(meta.count)} · ${human(meta.granularity)} granules · ${flags.join(', ')}`,
-    tooltip: `${ROLE[meta.role]} on ${meta.node}`,
+    tooltip: `${ROLE_NAMES[meta.role]} on ${meta.node}`,
     icon: meta.busy ? 'lock' : meta.recording ? 'record' : 'circle-outline',
   };
 }

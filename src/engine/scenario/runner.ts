@@ -27,6 +27,8 @@ export interface StepResult {
 
 export interface ScenarioRun {
   frames: Frame[];
+  /** The last frame of the setup (the images opened), before the first step. */
+  opened: number;
   steps: StepResult[];
   /** Every failed expectation, `steps[i]: what`. */
   failures: string[];
@@ -303,7 +305,8 @@ export function runScenario(scenario: Scenario, dir: string, progress?: (step: n
     run.open(image.name, failures);
     setupFailures.push(...failures.map((failure) => `images: ${failure}`));
   }
-  if (setupFailures.length) return { frames: run.recorder.frames, steps, failures: setupFailures };
+  const opened = run.recorder.frames.length - 1;
+  if (setupFailures.length) return { frames: run.recorder.frames, opened, steps, failures: setupFailures };
   scenario.steps.forEach((step, index) => {
     progress?.(index, scenario.steps.length, describeStep(step));
     run.recorder.step = index;
@@ -316,6 +319,7 @@ export function runScenario(scenario: Scenario, dir: string, progress?: (step: n
   run.execute('quit');
   return {
     frames: run.recorder.frames,
+    opened,
     steps,
     failures: steps.flatMap((step) => step.failures.map((failure) => `steps[${step.index}]: ${failure}`)),
   };

@@ -7,7 +7,7 @@ const COMMANDS = [
   'bitmapLab.runQmpCommand', 'bitmapLab.resetPlayground', 'bitmapLab.showPlayground',
   'bitmapLab.openScenario', 'bitmapLab.rerunScenario', 'bitmapLab.newScenario', 'bitmapLab.stepForward', 'bitmapLab.stepBack',
   'bitmapLab.firstFrame', 'bitmapLab.lastFrame', 'bitmapLab.togglePlay', 'bitmapLab.nextFailure', 'bitmapLab.nextCleanup',
-  'bitmapLab.nextWrite', 'bitmapLab.nextEvent', 'bitmapLab.previousEvent',
+  'bitmapLab.nextWrite', 'bitmapLab.nextEvent', 'bitmapLab.previousEvent', 'bitmapLab.debugScenario',
 ];
 
 suite('Bitmap Lab extension', () => {

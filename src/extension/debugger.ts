@@ -1,0 +1,60 @@
+/**
+ * The scenario debugger in VS Code: a `bitmaplab` debug type whose adapter
+ * runs inline (src/debug/session.ts), on the same scenario session as the
+ * panel and the tree, so both follow every stop.
+ */
+import * as fs from 'node:fs';
+import * as vscode from 'vscode';
+import { ScenarioDebugSession, type DebugHost } from '../debug/session';
+import type { Scenarios } from './scenarios';
+
+export const DEBUG_TYPE = 'bitmaplab';
+const SCENARIO = /\.bitmaplab\.json$/;
+
+function host(scenarios: Scenarios): DebugHost {
+  return {
+    async load(file) {
+      const session = await scenarios.open(vscode.Uri.file(file));
+      if (!session) throw new Error('it has problems; see the Problems view');
+      const text = (await vscode.workspace.openTextDocument(session.uri)).getText();
+      return { file, text, scenario: session.scenario, run: session.run };
+    },
+    read: (file) => vscode.workspace.textDocuments.find((document) => document.uri.fsPath === file)?.getText() ?? fs.readFileSync(file, 'utf8'),
+    show(target, frame) {
+      if (scenarios.current?.uri.fsPath === target.file && scenarios.current.run === target.run) scenarios.current.seek(frame);
+    },
+  };
+}
+
+/** F5 on a scenario file with no launch.json debugs that file. */
+const configurations: vscode.DebugConfigurationProvider = {
+  resolveDebugConfiguration(_folder, config) {
+    if (config.type || config.request || config.name) return config;
+    const file = vscode.window.activeTextEditor?.document.uri;
+    if (!file || !SCENARIO.test(file.path)) return config;
+    return { type: DEBUG_TYPE, request: 'launch', name: 'Debug scenario', scenario: file.fsPath, stopOnEntry: true };
+  },
+};
+
+export function registerDebugger(scenarios: Scenarios): vscode.Disposable[] {
+  return [
+    vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, {
+      createDebugAdapterDescriptor: () => new vscode.DebugAdapterInlineImplementation(new ScenarioDebugSession(host(scenarios))),
+    }),
+    vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, configurations),
+    vscode.commands.registerCommand('bitmapLab.debugScenario', (uri?: vscode.Uri) => {
+      const file = uri ?? vscode.window.activeTextEditor?.document.uri;
+      if (!file || !SCENARIO.test(file.path)) {
+        void vscode.window.showErrorMessage('Bitmap Lab: open a *.bitmaplab.json scenario file first.');
+        return false;
+      }
+      return vscode.debug.startDebugging(vscode.workspace.getWorkspaceFolder(file), {
+        type: DEBUG_TYPE,
+        request: 'launch',
+        name: `Debug ${file.path.split('/').pop()}`,
+        scenario: file.fsPath,
+        stopOnEntry: true,
+      });
+    }),
+  ];
+}
