@@ -53,10 +53,18 @@ function condition(spec: AdvanceSpec, context: AdvanceContext): () => boolean {
     };
   }
   const { node, name } = spec.bitmap!;
-  return () => frames.slice(start).some((frame) => frame.bitmaps.some((change) => {
-    const meta = change.meta ?? change.before;
-    return meta?.node === node && meta.name === name;
-  }));
+  // Each frame is looked at once, however long the advance.
+  let seen = start;
+  return () => {
+    for (; seen < frames.length; seen++) {
+      const changed = frames[seen].bitmaps.some((change) => {
+        const meta = change.meta ?? change.before;
+        return meta?.node === node && meta.name === name;
+      });
+      if (changed) return true;
+    }
+    return false;
+  };
 }
 
 /** Why the engine stopped short, with what it holds then. */
