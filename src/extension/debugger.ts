@@ -14,6 +14,7 @@ const SCENARIO = /\.bitmaplab\.json$/;
 function host(scenarios: Scenarios): DebugHost {
   return {
     async load(file) {
+      if (!SCENARIO.test(file)) throw new Error('only *.bitmaplab.json scenario files can be debugged');
       const session = await scenarios.open(vscode.Uri.file(file));
       if (!session) throw new Error('it has problems; see the Problems view');
       const text = (await vscode.workspace.openTextDocument(session.uri)).getText();
