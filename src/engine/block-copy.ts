@@ -127,9 +127,9 @@ export class BlockCopyState {
     return this.tasks.find((task) => task.offset < offset + bytes && offset < task.offset + task.bytes);
   }
 
-  /** block_copy_async(): runs `call` on its own coroutine. */
+  /** block_copy_async(): runs `call` on its own coroutine, entered at once (qemu_coroutine_enter()), up to its first wait. */
   start(call: BlockCopyCall): void {
-    this.scheduler.spawn('block-copy call', this.runCall(call));
+    this.scheduler.enter('block-copy call', this.runCall(call));
   }
 
   /**

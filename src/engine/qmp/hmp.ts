@@ -51,9 +51,10 @@ export function humanMonitorCommand(engine: Engine, commandLine: string): string
     if (error instanceof QmpError) return `Error: ${error.desc}\r\n`;
     throw error;
   }
-  // Attaching and detaching qemu-io's backend each drain the node.
-  engine.drain(backend.node);
+  // Attaching qemu-io's backend does not pause jobs; detaching it (blk_unref()) drains the node twice, after the
+  // request: a job whose last clusters copy-before-write copied completes in the first drain (seeds 1377, 1454).
   const { stdout, stderr, hmp } = runQemuIo(backend, command[0]);
+  engine.drain(backend.node);
   engine.drain(backend.node);
   engine.console(stdout, 'stdout');
   engine.console(stderr, 'stderr');
