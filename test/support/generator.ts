@@ -161,7 +161,15 @@ export function generate(seed: number): Scenario {
   const withBitmaps = () => nodes.filter((n) => n.bitmaps.length);
   const bitmapName = (n: NodeModel, valid = 0.9) =>
     n.bitmaps.length && rng.chance(valid) ? rng.pick(n.bitmaps).name : rng.pick(BITMAP_NAMES);
-  const busy = (n: NodeModel, name: string) => job !== null && job.device === n.name && job.bitmap === name;
+  // A concluded job has let go of its bitmap. One the model calls busy may be free all the same (a job that failed
+  // has concluded): a remove of it leaves the bitmap, but no longer certain.
+  const busy = (n: NodeModel, name: string) => job !== null && job.state !== 'concluded' && job.device === n.name && job.bitmap === name;
+  const removed = (n: NodeModel, name: string) => {
+    for (const b of n.bitmaps.filter((x) => x.name === name)) {
+      if (busy(n, name)) b.certain = false;
+      else n.bitmaps.splice(n.bitmaps.indexOf(b), 1);
+    }
+  };
 
   const granularity = () => (rng.chance(0.2) ? {} : { granularity: rng.pick(GRANULARITIES) });
   const addArgs = (n: NodeModel) => {
@@ -213,7 +221,7 @@ export function generate(seed: number): Scenario {
     const b = n.bitmaps.find((x) => x.name === name);
     if (what < 4) {
       steps.push(qmp('block-dirty-bitmap-remove', { node: n.name, name }));
-      if (b && !busy(n, name)) n.bitmaps.splice(n.bitmaps.indexOf(b), 1);
+      removed(n, name);
     } else if (what < 5) steps.push(qmp('block-dirty-bitmap-clear', { node: n.name, name }));
     else if (what < 6) {
       steps.push(qmp('block-dirty-bitmap-enable', { node: n.name, name }));
@@ -251,7 +259,7 @@ export function generate(seed: number): Scenario {
       const n = nodes.find((x) => x.name === a.data.node);
       if (!n) continue;
       if (a.type === 'block-dirty-bitmap-add') applyAdd(n, a.data.name as string, a.data.disabled === true, false);
-      if (a.type === 'block-dirty-bitmap-remove') n.bitmaps = n.bitmaps.filter((b) => b.name !== a.data.name || busy(n, b.name));
+      if (a.type === 'block-dirty-bitmap-remove') removed(n, a.data.name as string);
     }
   };
 
