@@ -15,8 +15,11 @@ export interface NewImage {
   backing?: { file: string; format: string };
 }
 
-/** Creates the image; `print` gets what QEMU prints before it creates the file. */
-export function imgCreate(image: NewImage, print: (text: string) => void): void {
+/**
+ * Creates the image; `print` gets what QEMU prints before it creates the
+ * file, `checkLocks` runs where the file would be locked.
+ */
+export function imgCreate(image: NewImage, print: (text: string) => void, checkLocks: () => void): void {
   const { path, format, size, backing } = image;
   if (!KNOWN_FORMATS.has(format)) throw genericError(`Unknown file format '${format}'`);
   if (format !== 'qcow2' && format !== 'raw') {
@@ -25,6 +28,7 @@ export function imgCreate(image: NewImage, print: (text: string) => void): void 
   if (backing && format === 'raw') throw genericError("Backing file not supported for file format 'raw'");
   if (backing?.file === path) throw genericError('Error: Trying to create an image with the same filename as the backing file');
   print(`Formatting '${path}', ${formatOptions(image)}\n`);
+  checkLocks();
   try {
     if (format === 'raw') createRaw(path, size);
     else createQcow2(path, { size, backingFile: backing?.file, backingFormat: backing?.format });
