@@ -197,3 +197,66 @@ function parseFrameRef<T extends 'seek' | 'frame'>(type: T, data: unknown): Pars
 
 export const parsePlayerSeek = (data: unknown): Parsed<PlayerSeekMessage> => parseFrameRef('seek', data);
 export const parsePlayerFrame = (data: unknown): Parsed<PlayerFrameMessage> => parseFrameRef('frame', data);
+
+/** The lanes whose colour a setting may choose (bitmapLab.laneColours.*). */
+export const LANE_COLOUR_KEYS = ['source', 'bitmap', 'syncBitmap', 'successor', 'copyBitmap', 'copyBeforeWrite', 'target'] as const;
+export type LaneColourKey = (typeof LANE_COLOUR_KEYS)[number];
+/** Only the lanes a setting colours; the others keep the theme's colour. */
+export type LaneColours = Partial<Record<LaneColourKey, string>>;
+
+const HEX_COLOUR = /^#(?:[\da-f]{3,4}|[\da-f]{6}|[\da-f]{8})$/i;
+const NUMBER = String.raw`[+-]?(?:\d+\.?\d*|\.\d+)(?:deg|turn|rad|%)?`;
+const FUNCTION_COLOUR = new RegExp(String.raw`^(?:rgba?|hsla?)\(\s*${NUMBER}(?:\s*[,\s/]\s*${NUMBER}){2,3}\s*\)$`, 'i');
+const NAMED_COLOURS = new Set(
+  (
+    'transparent aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue blueviolet brown burlywood cadetblue ' +
+    'chartreuse chocolate coral cornflowerblue cornsilk crimson cyan darkblue darkcyan darkgoldenrod darkgray darkgreen darkgrey darkkhaki ' +
+    'darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon darkseagreen darkslateblue darkslategray darkslategrey darkturquoise ' +
+    'darkviolet deeppink deepskyblue dimgray dimgrey dodgerblue firebrick floralwhite forestgreen fuchsia gainsboro ghostwhite gold goldenrod ' +
+    'gray green greenyellow grey honeydew hotpink indianred indigo ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue ' +
+    'lightcoral lightcyan lightgoldenrodyellow lightgray lightgreen lightgrey lightpink lightsalmon lightseagreen lightskyblue lightslategray ' +
+    'lightslategrey lightsteelblue lightyellow lime limegreen linen magenta maroon mediumaquamarine mediumblue mediumorchid mediumpurple ' +
+    'mediumseagreen mediumslateblue mediumspringgreen mediumturquoise mediumvioletred midnightblue mintcream mistyrose moccasin navajowhite ' +
+    'navy oldlace olive olivedrab orange orangered orchid palegoldenrod palegreen paleturquoise palevioletred papayawhip peachpuff peru pink ' +
+    'plum powderblue purple rebeccapurple red rosybrown royalblue saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue ' +
+    'slateblue slategray slategrey snow springgreen steelblue tan teal thistle tomato turquoise violet wheat white whitesmoke yellow yellowgreen'
+  ).split(' '),
+);
+
+/**
+ * A colour as CSS writes it: hex, rgb()/hsl() of plain numbers, or a colour
+ * keyword. Nothing else is accepted, so a setting cannot carry `;`, `}`,
+ * url() or var() into the page's styles.
+ */
+export const isCssColour = (value: string) => HEX_COLOUR.test(value) || FUNCTION_COLOUR.test(value) || NAMED_COLOURS.has(value.toLowerCase());
+
+/** Player panel, host → webview: the lane colours the settings choose, in full (a lane left out goes back to the theme's). */
+export interface PlayerColoursMessage {
+  type: 'colours';
+  version: typeof PROTOCOL_VERSION;
+  colours: LaneColours;
+}
+
+/** The colours, or what is wrong with them: an unknown lane, or a value that is not a colour. */
+function laneColours(value: unknown, path: string): LaneColours {
+  const fields = object(value, path);
+  const colours: LaneColours = {};
+  for (const [key, colour] of Object.entries(fields)) {
+    if (!(LANE_COLOUR_KEYS as readonly string[]).includes(key)) fail(`${path}.${key}`, 'not a lane');
+    if (typeof colour !== 'string' || !isCssColour(colour.trim())) fail(`${path}.${key}`, `${describe(colour)} is not a CSS colour`);
+    colours[key as LaneColourKey] = colour.trim();
+  }
+  return colours;
+}
+
+export const parsePlayerColours = (data: unknown): Parsed<PlayerColoursMessage> =>
+  parse(data, (message) => {
+    if (message.type !== 'colours') fail('type', 'not a colours message');
+    return { type: 'colours', version: PROTOCOL_VERSION, colours: laneColours(message.colours, 'colours') };
+  });
+
+/** Whatever the host sends the player panel. */
+export function parseToPlayer(data: unknown): Parsed<PlayerSeekMessage | PlayerColoursMessage> {
+  const type = (data as { type?: unknown } | null)?.type;
+  return type === 'colours' ? parsePlayerColours(data) : parsePlayerSeek(data);
+}

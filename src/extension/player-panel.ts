@@ -2,18 +2,17 @@
  * The Bitmap Lab panel: the d3 timeline player over the open scenario's
  * recording. The panel and the session follow each other: a frame the user
  * reaches in the panel moves the tree and the status bar, and commands move
- * the panel. Restored after a reload by running the scenario again.
+ * the panel. Restored after a reload by running the scenario again. Lane
+ * colours follow the settings live.
  */
-import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
-import { packRuns } from '../../webview/player/runs-format';
-import { parsePlayerFrame, PROTOCOL_VERSION, type PlayerSeekMessage } from '../protocol';
+import { parsePlayerFrame, PROTOCOL_VERSION, type PlayerColoursMessage, type PlayerSeekMessage } from '../protocol';
+import { LANE_COLOURS_SECTION, readLaneColours } from './lane-colours';
+import { playerHtml } from './player-html';
+import { newNonce } from './playground-html';
 import type { ScenarioSession } from './scenario-session';
 
 export const PLAYER_VIEW_TYPE = 'bitmapLab.player';
-
-/** JSON inside a <script> element must not close it. */
-const scriptSafe = (json: string) => json.replace(/</g, '\\u003c');
 
 export class PlayerPanel implements vscode.WebviewPanelSerializer {
   private panel: vscode.WebviewPanel | undefined;
@@ -64,10 +63,24 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
       if ('error' in parsed) this.log(`Bitmap Lab panel: ignored a message: ${parsed.error}`);
       else if (parsed.message.run === 0) this.session?.seek(parsed.message.index);
     });
+    const settings = vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration(LANE_COLOURS_SECTION)) void panel.webview.postMessage(this.colours());
+    });
     panel.onDidDispose(() => {
+      settings.dispose();
       this.following?.dispose();
       this.panel = undefined;
     });
+  }
+
+  /** The settings' lane colours as a message; a setting that is not a colour is reported and left out. */
+  private colours(): PlayerColoursMessage {
+    const { colours, warnings } = readLaneColours(vscode.workspace.getConfiguration(LANE_COLOURS_SECTION));
+    for (const warning of warnings) {
+      this.log(`Bitmap Lab: ${warning}`);
+      void vscode.window.showWarningMessage(`Bitmap Lab: ${warning}`);
+    }
+    return { type: 'colours', version: PROTOCOL_VERSION, colours };
   }
 
   private follow(session: ScenarioSession): void {
@@ -85,21 +98,18 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
 
   private html(session: ScenarioSession): string {
     const webview = this.panel!.webview;
-    const nonce = crypto.randomBytes(16).toString('base64');
-    const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', file));
-    const attribute = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', file)).toString();
     const { title, description } = session.scenario;
-    const runs = packRuns([{ title, ...(description !== undefined && { description }), frames: session.run.frames }]);
-    return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src ${webview.cspSource}; img-src ${webview.cspSource} data:; script-src 'nonce-${nonce}';">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="${asset('player.css')}">
-<title>Bitmap Lab</title></head>
-<body class="${vscode.workspace.getConfiguration('bitmapLab').get<boolean>('reducedMotion', false) ? 'reduced-motion' : ''}">
-<div id="player" data-title="${attribute(title)}" data-scenario="${attribute(session.uri.toString())}" data-frame="${session.frame}"></div>
-<script type="application/json" id="bitmap-lab-runs">${scriptSafe(JSON.stringify(runs))}</script>
-<script nonce="${nonce}" src="${asset('player.js')}"></script>
-</body></html>`;
+    return playerHtml({
+      cspSource: webview.cspSource,
+      nonce: newNonce(),
+      scriptUri: asset('player.js'),
+      styleUri: asset('player.css'),
+      run: { title, ...(description !== undefined && { description }), frames: session.run.frames },
+      scenario: session.uri.toString(),
+      frame: session.frame,
+      colours: this.colours(),
+      reducedMotion: vscode.workspace.getConfiguration('bitmapLab').get<boolean>('reducedMotion', false),
+    });
   }
 }

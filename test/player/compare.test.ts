@@ -167,14 +167,15 @@ test('on a density strip the columns that differ from the pinned frame get a ban
       for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0) seen.add(`rgb(${data[i]}, ${data[i + 1]}, ${data[i + 2]})`);
       return [...seen];
     });
+  // The stylesheet's comparison colour, painted on a canvas of our own.
   const compareColour = await p.evaluate(() => {
-    const probe = document.createElement('span');
-    probe.style.color = getComputedStyle(document.documentElement).getPropertyValue('--lab-compare');
-    document.body.append(probe);
-    const colour = getComputedStyle(probe).color;
-    probe.remove();
-    return colour;
+    const context = document.createElement('canvas').getContext('2d', { willReadFrequently: true })!;
+    context.fillStyle = getComputedStyle(document.documentElement).getPropertyValue('--lab-compare');
+    context.fillRect(0, 0, 1, 1);
+    const [r, g, b] = context.getImageData(0, 0, 1, 1).data;
+    return `rgb(${r}, ${g}, ${b})`;
   });
+  assert.notEqual(compareColour, 'rgb(0, 0, 0)', 'a colour the canvas could not parse would paint black');
   await p.keyboard.press('p');
   await p.keyboard.press('End');
   assert.match((await p.textContent('.compare-summary')) ?? '', new RegExp(`^frame 0 → ${big.frames.length - 1}: `));

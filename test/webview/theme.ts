@@ -26,3 +26,121 @@ export const DARK_MODERN: Record<string, string> = {
   '--vscode-charts-green': '#89d185',
   '--vscode-charts-purple': '#b180d7',
 };
+
+/** Every --vscode-* variable the player's stylesheet reads, in three of VS Code's themes. */
+const COMMON = {
+  '--vscode-font-family': DARK_MODERN['--vscode-font-family'],
+  '--vscode-font-size': '13px',
+  '--vscode-editor-font-family': DARK_MODERN['--vscode-editor-font-family'],
+};
+
+/** Light Modern: its theme file, then the colour registry's light defaults. */
+const LIGHT_MODERN: Record<string, string> = {
+  ...COMMON,
+  '--vscode-foreground': '#3b3b3b',
+  '--vscode-descriptionForeground': '#3b3b3b',
+  '--vscode-disabledForeground': 'rgba(97, 97, 97, 0.5)',
+  '--vscode-errorForeground': '#f85149',
+  '--vscode-focusBorder': '#005fb8',
+  '--vscode-editor-background': '#ffffff',
+  '--vscode-editorWidget-background': '#f8f8f8',
+  '--vscode-widget-border': '#e5e5e5',
+  '--vscode-widget-shadow': 'rgba(0, 0, 0, 0.16)',
+  '--vscode-input-background': '#ffffff',
+  '--vscode-input-border': '#cecece',
+  '--vscode-inputValidation-errorBackground': '#f2dede',
+  '--vscode-button-background': '#005fb8',
+  '--vscode-button-foreground': '#ffffff',
+  '--vscode-button-border': 'rgba(0, 0, 0, 0.1)',
+  '--vscode-button-secondaryBackground': '#e5e5e5',
+  '--vscode-button-secondaryForeground': '#3b3b3b',
+  '--vscode-button-secondaryHoverBackground': '#cccccc',
+  '--vscode-textCodeBlock-background': '#f8f8f8',
+  '--vscode-textLink-foreground': '#005fb8',
+  '--vscode-list-inactiveSelectionBackground': '#e4e6f1',
+  '--vscode-editorHoverWidget-background': '#f8f8f8',
+  '--vscode-editorHoverWidget-foreground': '#3b3b3b',
+  '--vscode-editorHoverWidget-border': '#c8c8c8',
+  '--vscode-editorWarning-foreground': '#bf8803',
+  '--vscode-charts-blue': '#1a85ff',
+  '--vscode-charts-green': '#388a34',
+  '--vscode-charts-orange': '#d18616',
+  '--vscode-charts-purple': '#652d90',
+  '--vscode-charts-yellow': '#bf8803',
+  '--vscode-terminal-ansiCyan': '#0598bc',
+  '--vscode-terminal-ansiMagenta': '#bc05bc',
+  '--vscode-terminal-ansiYellow': '#949800',
+  '--vscode-terminal-ansiBrightGreen': '#14ce14',
+  '--vscode-terminal-ansiBrightBlue': '#0451a5',
+  '--vscode-terminal-ansiBrightRed': '#cd3131',
+};
+
+/** Dark Modern, all of the player's variables. */
+const DARK_MODERN_PLAYER: Record<string, string> = {
+  ...DARK_MODERN,
+  '--vscode-disabledForeground': 'rgba(204, 204, 204, 0.5)',
+  '--vscode-inputValidation-errorBackground': '#5a1d1d',
+  '--vscode-button-background': '#0078d4',
+  '--vscode-button-foreground': '#ffffff',
+  '--vscode-button-border': 'rgba(255, 255, 255, 0.1)',
+  '--vscode-button-secondaryBackground': '#313131',
+  '--vscode-button-secondaryForeground': '#cccccc',
+  '--vscode-button-secondaryHoverBackground': '#3c3c3c',
+  '--vscode-textLink-foreground': '#4daafc',
+  '--vscode-list-inactiveSelectionBackground': '#37373d',
+  '--vscode-charts-orange': '#d18616',
+  '--vscode-charts-yellow': '#cca700',
+  '--vscode-terminal-ansiCyan': '#11a8cd',
+  '--vscode-terminal-ansiMagenta': '#bc3fbc',
+  '--vscode-terminal-ansiYellow': '#e5e510',
+  '--vscode-terminal-ansiBrightGreen': '#23d18b',
+  '--vscode-terminal-ansiBrightBlue': '#3b8eea',
+  '--vscode-terminal-ansiBrightRed': '#f14c4c',
+};
+
+/** Dark High Contrast: black, white text, contrast borders everywhere. */
+const HIGH_CONTRAST: Record<string, string> = {
+  ...COMMON,
+  '--vscode-foreground': '#ffffff',
+  '--vscode-descriptionForeground': 'rgba(255, 255, 255, 0.7)',
+  '--vscode-disabledForeground': '#a5a5a5',
+  '--vscode-errorForeground': '#f48771',
+  '--vscode-focusBorder': '#f38518',
+  '--vscode-contrastBorder': '#6fc3df',
+  '--vscode-editor-background': '#000000',
+  '--vscode-editorWidget-background': '#0c141f',
+  '--vscode-widget-border': '#6fc3df',
+  '--vscode-input-background': '#000000',
+  '--vscode-input-border': '#6fc3df',
+  '--vscode-inputValidation-errorBackground': '#000000',
+  '--vscode-button-background': '#000000',
+  '--vscode-button-foreground': '#ffffff',
+  '--vscode-button-border': '#6fc3df',
+  '--vscode-button-secondaryForeground': '#ffffff',
+  '--vscode-textCodeBlock-background': '#000000',
+  '--vscode-textLink-foreground': '#21a6ff',
+  '--vscode-editorHoverWidget-background': '#0c141f',
+  '--vscode-editorHoverWidget-foreground': '#ffffff',
+  '--vscode-editorHoverWidget-border': '#6fc3df',
+  '--vscode-editorWarning-foreground': '#ffd370',
+  '--vscode-charts-blue': '#3794ff',
+  '--vscode-charts-green': '#89d185',
+  '--vscode-charts-orange': '#d18616',
+  '--vscode-charts-purple': '#b180d7',
+  '--vscode-charts-yellow': '#ffd370',
+  '--vscode-terminal-ansiCyan': '#00cdcd',
+  '--vscode-terminal-ansiMagenta': '#cd00cd',
+  '--vscode-terminal-ansiYellow': '#cdcd00',
+  '--vscode-terminal-ansiBrightGreen': '#00ff00',
+  '--vscode-terminal-ansiBrightBlue': '#5c5cff',
+  '--vscode-terminal-ansiBrightRed': '#ff0000',
+};
+
+export type ThemeName = 'light' | 'dark' | 'high-contrast';
+
+/** The body class VS Code gives each kind of theme, and the theme's variables. */
+export const THEMES: Record<ThemeName, { className: string; variables: Record<string, string> }> = {
+  light: { className: 'vscode-light', variables: LIGHT_MODERN },
+  dark: { className: 'vscode-dark', variables: DARK_MODERN_PLAYER },
+  'high-contrast': { className: 'vscode-high-contrast', variables: HIGH_CONTRAST },
+};

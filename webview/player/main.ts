@@ -3,11 +3,20 @@
  * that the page carries as JSON and mounts the player. Built as an IIFE so an
  * exported page can inline it under a hash-pinned CSP.
  */
-import { PROTOCOL_VERSION, parsePlayerSeek, type PlayerFrameMessage } from '../../src/protocol';
+import { PROTOCOL_VERSION, parsePlayerColours, parseToPlayer, type PlayerFrameMessage } from '../../src/protocol';
+import { applyLaneColours } from './lane-colours';
 import { Player } from './player';
+import { unpackRuns } from './runs-format';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; setState(state: unknown): void };
-import { unpackRuns } from './runs-format';
+
+function jsonOrNull(text: string | undefined): unknown {
+  try {
+    return JSON.parse(text ?? 'null');
+  } catch {
+    return null;
+  }
+}
 
 const root = document.getElementById('player') as HTMLElement;
 const data = document.getElementById('bitmap-lab-runs')?.textContent ?? '';
@@ -22,9 +31,13 @@ if ('error' in runs) {
   console.error(`Bitmap Lab: ${runs.error}`);
 } else if (typeof acquireVsCodeApi === 'function') {
   // In a VS Code panel: the host follows the frame shown, may ask for another,
-  // and reopens the scenario at the kept frame after a reload.
+  // sends the lane colours of the settings (first in the page, then as they
+  // change), and reopens the scenario at the kept frame after a reload.
   const vscode = acquireVsCodeApi();
   const scenario = root.dataset.scenario;
+  const initial = parsePlayerColours(jsonOrNull(root.dataset.colours));
+  if ('error' in initial) console.warn(`Bitmap Lab: ignored the page's lane colours: ${initial.error}`);
+  else applyLaneColours(initial.message.colours);
   const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', (run, index) => {
     const message: PlayerFrameMessage = { type: 'frame', version: PROTOCOL_VERSION, run, index };
     vscode.postMessage(message);
@@ -32,8 +45,9 @@ if ('error' in runs) {
   });
   player.seekTo(0, Number(root.dataset.frame ?? 0));
   window.addEventListener('message', (event: MessageEvent) => {
-    const parsed = parsePlayerSeek(event.data);
+    const parsed = parseToPlayer(event.data);
     if ('error' in parsed) console.warn(`Bitmap Lab: ignored a message: ${parsed.error}`);
+    else if (parsed.message.type === 'colours') applyLaneColours(parsed.message.colours);
     else player.seekTo(parsed.message.run, parsed.message.index);
   });
 } else {

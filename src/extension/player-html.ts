@@ -1,0 +1,42 @@
+/**
+ * The Bitmap Lab panel's page. No `vscode` import, so the webview tests serve
+ * the very same page, CSP included, in a plain browser.
+ */
+import { packRuns, type RecordedRun } from '../../webview/player/runs-format';
+import type { PlayerColoursMessage } from '../protocol';
+
+export interface PlayerPageOptions {
+  /** webview.cspSource: the origin our own script and stylesheet come from. */
+  cspSource: string;
+  /** Fresh per page; only the script carrying it may run. */
+  nonce: string;
+  scriptUri: string;
+  styleUri: string;
+  run: RecordedRun;
+  /** Kept with the panel's state, to reopen the scenario after a reload. */
+  scenario: string;
+  frame: number;
+  colours: PlayerColoursMessage;
+  reducedMotion: boolean;
+}
+
+/** JSON inside a <script> element must not close it. */
+const scriptSafe = (json: string) => json.replace(/</g, '\\u003c');
+const attribute = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function playerHtml(options: PlayerPageOptions): string {
+  const { cspSource, nonce, run } = options;
+  const csp = `default-src 'none'; style-src ${cspSource}; img-src ${cspSource} data:; script-src 'nonce-${nonce}';`;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${attribute(csp)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="${attribute(options.styleUri)}">
+<title>Bitmap Lab</title></head>
+<body class="${options.reducedMotion ? 'reduced-motion' : ''}">
+<div id="player" data-title="${attribute(run.title)}" data-scenario="${attribute(options.scenario)}" data-frame="${options.frame}" data-colours="${attribute(JSON.stringify(options.colours))}"></div>
+<div id="tooltip" role="tooltip" hidden></div>
+<script type="application/json" id="bitmap-lab-runs">${scriptSafe(JSON.stringify(packRuns([run])))}</script>
+<script nonce="${attribute(nonce)}" src="${attribute(options.scriptUri)}"></script>
+</body></html>`;
+}
