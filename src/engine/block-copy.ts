@@ -285,12 +285,9 @@ export class BlockCopyState {
       if (task.zeroes) {
         this.target.writeZeroes(task.offset, bytes);
       } else {
-        let data: Uint8Array;
-        try {
-          data = this.source.read(task.offset, bytes);
-        } finally {
-          yield { kind: 'yield' };
-        }
+        // The read runs on the thread pool: the caller sizes its next task before it happens.
+        yield { kind: 'yield' };
+        const data = this.source.read(task.offset, bytes);
         reading = false;
         if (this.options.compress) this.target.writeCompressed(task.offset, data);
         else this.target.write(task.offset, data);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { DEFAULT_NODE_OPTIONS } from '../../src/engine/block-node';
 import { FileNode } from '../../src/engine/drivers/file';
 import { Extents } from '../../src/engine/drivers/extents';
+import { PAGE, PageCache } from '../../src/engine/drivers/page-cache';
 
 const KiB = 1024;
 
@@ -84,4 +85,53 @@ test('bytes already in the file count as data where they are not zero', () => {
     node.close();
     fs.rmSync(path.dirname(file), { recursive: true });
   }
+});
+
+/** Cached pages of [first, end), as runs of page indices. */
+function cachedRuns(cache: PageCache, first: number, end: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let page = first; page < end; page = Math.min(end, cache.until(page))) {
+    if (cache.has(page)) out.push([page, Math.min(end, cache.until(page))]);
+  }
+  return out;
+}
+
+test('write-zeroes leaves blocks unwritten: holes until reads bring their pages into the page cache (random seeds 1231, 1476, 1873)', () => {
+  const size = 4 << 20;
+  const file = scratchFile(size);
+  const node = new FileNode('f', file, DEFAULT_NODE_OPTIONS);
+  const cluster = (n: number) => node.blockStatus(n * 65536, 65536);
+  try {
+    // A backup of an empty disk onto this file wrote zeroes all over; then a guest wrote pages 916-937.
+    node.writeZeroes(0, size);
+    node.write(3753856, new Uint8Array(84174).fill(0x8c));
+    assert.deepEqual(runs(node, size), [[0, 916 * 4096, false], [916 * 4096, 22 * 4096, true], [938 * 4096, 86 * 4096, false]]);
+    // A backup from it reads clusters 57 and 58: the readahead (with any read_ahead_kb from 128 KiB up)
+    // caches pages 938-969, which SEEK_DATA now reports as data although the blocks are unwritten.
+    node.read(57 * 65536, 65536);
+    assert.deepEqual(cluster(59), { length: 65536, zero: true, data: false, allocated: true });
+    node.read(58 * 65536, 65536);
+    assert.deepEqual(cluster(59), { length: 65536, zero: false, data: true, allocated: true });
+    assert.deepEqual(cluster(60), { length: 10 * 4096, zero: false, data: true, allocated: true });
+  } finally {
+    node.close();
+    fs.rmSync(path.dirname(file), { recursive: true });
+  }
+});
+
+test("Linux's readahead, as QEMU's reads of a backup source leave it (random seed 1231: the clusters after a write become data)", () => {
+  // A 4 MiB file with an 8 MiB read_ahead_kb (2048 pages): the pages a guest wrote (916-937) are cached.
+  const fileSize = 4 << 20;
+  const cache = new PageCache(2048);
+  cache.written(916, 938);
+  // Cluster 57 (pages 912-927): a lone read, no readahead.
+  cache.read(57 * 65536, 65536, fileSize);
+  assert.deepEqual(cachedRuns(cache, 0, 1024), [[912, 938]]);
+  // Cluster 58 (928-943): the cached run before 938 makes it sequential; 32 pages from 938, 969 marked.
+  cache.read(58 * 65536, 65536, fileSize);
+  assert.deepEqual(cachedRuns(cache, 0, 1024), [[912, 970]]);
+  // Cluster 60 (960-975) reaches the mark: the next window, four times larger, to the end of the file.
+  cache.read(60 * 65536, 65536, fileSize);
+  assert.deepEqual(cachedRuns(cache, 0, 1024), [[912, 1024]]);
+  assert.equal(PAGE, 4096);
 });
