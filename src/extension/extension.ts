@@ -18,7 +18,12 @@ import { Scenarios } from './scenarios';
 
 const newPlayground = () => new QmpMonitor(new Engine(), { negotiated: true });
 
-export function activate(context: vscode.ExtensionContext): void {
+/** What activate() gives other extensions and the tests: each frame the Bitmap Lab panel reports it has drawn. */
+export interface BitmapLabApi {
+  onDidShowFrame: vscode.Event<{ run: number; index: number }>;
+}
+
+export function activate(context: vscode.ExtensionContext): BitmapLabApi {
   let playground = newPlayground();
   const output = vscode.window.createOutputChannel('Bitmap Lab QMP');
   const panel = new PlaygroundPanel(
@@ -94,6 +99,7 @@ export function activate(context: vscode.ExtensionContext): void {
       panel.refresh();
     }),
   );
+  return { onDidShowFrame: player.onDidShowFrame };
 }
 
 function parseError(text: string): string | undefined {

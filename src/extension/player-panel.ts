@@ -18,6 +18,9 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
   private panel: vscode.WebviewPanel | undefined;
   private session: ScenarioSession | undefined;
   private following: vscode.Disposable | undefined;
+  private readonly shown = new vscode.EventEmitter<{ run: number; index: number }>();
+  /** Fires when the page reports a frame drawn, whether the user or the host moved it. */
+  readonly onDidShowFrame = this.shown.event;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -60,8 +63,10 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
     panel.webview.options = { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist')] };
     panel.webview.onDidReceiveMessage((data: unknown) => {
       const parsed = parsePlayerFrame(data);
-      if ('error' in parsed) this.log(`Bitmap Lab panel: ignored a message: ${parsed.error}`);
-      else if (parsed.message.run === 0) this.session?.seek(parsed.message.index);
+      if ('error' in parsed) return this.log(`Bitmap Lab panel: ignored a message: ${parsed.error}`);
+      const { run, index } = parsed.message;
+      if (run === 0) this.session?.seek(index);
+      this.shown.fire({ run, index });
     });
     const settings = vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration(LANE_COLOURS_SECTION)) void panel.webview.postMessage(this.colours());

@@ -38,12 +38,15 @@ if ('error' in runs) {
   const initial = parsePlayerColours(jsonOrNull(root.dataset.colours));
   if ('error' in initial) console.warn(`Bitmap Lab: ignored the page's lane colours: ${initial.error}`);
   else applyLaneColours(initial.message.colours);
-  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', (run, index) => {
+  const report = (run: number, index: number) => {
     const message: PlayerFrameMessage = { type: 'frame', version: PROTOCOL_VERSION, run, index };
     vscode.postMessage(message);
     if (run === 0) vscode.setState({ scenario, frame: index });
-  });
+  };
+  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', report);
   player.seekTo(0, Number(root.dataset.frame ?? 0));
+  // The first frame is drawn without a seek: the host hears of it too.
+  report(0, player.frameOf(0)!);
   window.addEventListener('message', (event: MessageEvent) => {
     const parsed = parseToPlayer(event.data);
     if ('error' in parsed) console.warn(`Bitmap Lab: ignored a message: ${parsed.error}`);

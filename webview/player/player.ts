@@ -142,6 +142,11 @@ export class Player {
     this.announcer.textContent = targets.map((target) => target.pinAnnouncement()).join(' ');
   }
 
+  /** The frame run `run` (0-based) shows. */
+  frameOf(run: number): number | undefined {
+    return this.panels[run]?.index;
+  }
+
   /** Shows frame `index` of run `run` (0-based), as asked from outside the page. */
   seekTo(run: number, index: number): void {
     const panel = this.panels[run];
