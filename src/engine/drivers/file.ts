@@ -120,7 +120,7 @@ export class FileNode extends BlockNode {
    * file-posix's write-zeroes: FALLOC_FL_PUNCH_HOLE when it may unmap, else
    * FALLOC_FL_ZERO_RANGE. Both drop the whole blocks' pages from the cache;
    * a punched whole block becomes a hole, a zeroed one unwritten, and so does
-   * a partial block at either end that was not data already (ext4, xfs).
+   * a partial block at either end that was not data already (as ext4 does).
    */
   protected override driverWriteZeroes(offset: number, bytes: number, mayUnmap: boolean): void {
     const chunk = new Uint8Array(Math.min(bytes, 1 << 20));

@@ -1,7 +1,7 @@
 /**
  * What the host's filesystem tells file-posix's SEEK_DATA about blocks that
  * fallocate(FALLOC_FL_ZERO_RANGE) left unwritten (allocated, reading as
- * zeroes): ext4 and xfs call them holes, unless their pages are in the page
+ * zeroes): ext4 (measured on Linux 6.18) calls them holes, unless their pages are in the page
  * cache, where a read (and the kernel's readahead around it) put them. Node
  * has neither fallocate nor SEEK_DATA, so the file driver models both: the
  * extents its own requests made unwritten, and Linux's page cache of the
