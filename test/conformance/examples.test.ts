@@ -12,7 +12,7 @@ import { parseScenario } from '../../src/engine/scenario/parse';
 import { createImages, runScenario } from '../../src/engine/scenario/runner';
 import { QemuProcess } from '../support/qemu';
 import { skipWithout } from '../support/tools';
-import { onEngine, onQemu } from '../support/differential';
+import { onEndpoint, onEngine, onQemu } from '../support/differential';
 import { scenarioSteps } from '../support/scenario-steps';
 
 const EXAMPLES = path.join(__dirname, '..', '..', '..', 'examples');
@@ -36,6 +36,13 @@ describe('example scenarios', () => {
       const ours = await onEngine(steps, setup);
       const theirs = await onQemu(steps, setup, ours);
       for (let i = 0; i < steps.length; i++) assert.deepEqual(ours[i], theirs[i], `step ${i}: ${theirs[i].step}`);
+    });
+    test(`${file}: the same through the QMP endpoint (bitmap-lab qmp --socket)`, async () => {
+      const steps = scenarioSteps(scenario);
+      const setup = (dir: string) => createImages(scenario.images, dir);
+      const ours = await onEngine(steps, setup);
+      const wire = await onEndpoint(steps, setup, ours);
+      for (let i = 0; i < steps.length; i++) assert.deepEqual(wire[i], ours[i], `step ${i}: ${ours[i].step}`);
     });
   }
 });

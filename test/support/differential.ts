@@ -205,8 +205,28 @@ async function inScratchDir<T>(setup: Setup | undefined, run: (dir: string) => P
  * parked jobs end as soon as QEMU holds the engine's state (see parked()).
  */
 export function onQemu(steps: Step[], setup?: Setup, expected?: Transcript[], options?: RunOptions): Promise<Transcript[]> {
+  return overQmp(QemuProcess.start, steps, setup, expected, options);
+}
+
+/**
+ * Our engine through its QMP endpoint (`bitmap-lab qmp --socket`, the build
+ * in dist/), driven exactly as QEMU is: the wire layer, the real-time
+ * scheduler and the process's stdout are tested too. `expected` (the
+ * in-process engine's transcript) lets the wait for parked jobs end early.
+ */
+export function onEndpoint(steps: Step[], setup?: Setup, expected?: Transcript[], options?: RunOptions): Promise<Transcript[]> {
+  return overQmp(QemuProcess.endpoint, steps, setup, expected, options);
+}
+
+function overQmp(
+  start: (options: { cwd: string }) => Promise<QemuProcess>,
+  steps: Step[],
+  setup?: Setup,
+  expected?: Transcript[],
+  options?: RunOptions,
+): Promise<Transcript[]> {
   return inScratchDir(setup, async (dir) => {
-    let qemu = await QemuProcess.start({ cwd: dir });
+    let qemu = await start({ cwd: dir });
     try {
       let seen = 0;
       const takeStdout = () => {
@@ -227,7 +247,7 @@ export function onQemu(steps: Step[], setup?: Setup, expected?: Transcript[], op
       const settle = (agrees?: () => Promise<boolean>) => parked((message) => qemu.sendRaw(JSON.stringify(message)), agrees);
       const crash = async () => {
         await qemu.crash();
-        qemu = await QemuProcess.start({ cwd: dir });
+        qemu = await start({ cwd: dir });
         seen = 0;
         eventsSeen = 0;
       };

@@ -67,13 +67,26 @@ export class QemuProcess {
   static async start(options: { cwd?: string } = {}): Promise<QemuProcess> {
     const binary = QemuProcess.binary();
     if (!binary) throw new Error('QEMU: qemu-system-x86_64 not found on PATH');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-qemu-'));
-    const sock = path.join(dir, 'qmp.sock');
-    const args = ['-machine', 'none', '-accel', 'tcg', '-nodefaults', '-display', 'none',
-      '-qmp', `unix:${sock},server=on,wait=off`];
+    const args = ['-machine', 'none', '-accel', 'tcg', '-nodefaults', '-display', 'none'];
     // Line-buffered stdout so qemu-io output is readable as soon as the command returns.
     const stdbuf = findOnPath('stdbuf');
-    const [command, argv] = stdbuf ? [stdbuf, ['-oL', binary, ...args]] : [binary, args];
+    return QemuProcess.spawn((sock) => {
+      const qmp = [...args, '-qmp', `unix:${sock},server=on,wait=off`];
+      return stdbuf ? [stdbuf, ['-oL', binary, ...qmp]] : [binary, qmp];
+    }, options);
+  }
+
+  /** Bitmap Lab's endpoint (`bitmap-lab qmp --socket`, from the build in dist/) in place of QEMU, driven the same way. */
+  static endpoint(options: { cwd?: string } = {}): Promise<QemuProcess> {
+    const cli = path.join(__dirname, '..', '..', '..', 'dist', 'cli.js');
+    if (!fs.existsSync(cli)) throw new Error(`endpoint: ${cli} not found (npm run build)`);
+    return QemuProcess.spawn((sock) => [process.execPath, [cli, 'qmp', '--socket', sock]], options);
+  }
+
+  private static async spawn(commandFor: (sock: string) => [string, string[]], options: { cwd?: string }): Promise<QemuProcess> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-qemu-'));
+    const sock = path.join(dir, 'qmp.sock');
+    const [command, argv] = commandFor(sock);
     const child = childProcess.spawn(command, argv, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const qemu = new QemuProcess(child, dir);
     live.add(qemu);
