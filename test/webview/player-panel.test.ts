@@ -166,7 +166,7 @@ const FROM_THE_THEME: Array<[string, 'color' | 'fill' | 'stroke' | 'backgroundCo
   ['.lane .lane-role', 'color', '--vscode-descriptionForeground'],
   ['.lane[data-state="sync"] g.cells rect.on', 'fill', '--vscode-charts-purple'],
   ['.lane[data-role="successor"] g.cells rect.on', 'fill', '--vscode-charts-green'],
-  ['.lane[data-role="copy"] g.cells rect.on', 'fill', '--vscode-charts-orange'],
+  ['.lane[data-role="copy"] g.cells rect.on', 'fill', '--vscode-symbolIcon-classForeground'],
   ['.lane[data-role="source"] g.cells rect.on.w1', 'stroke', '--vscode-terminal-ansiCyan'],
   ['.legend rect.change.set', 'stroke', '--vscode-foreground'],
   ['.scrubber .marker.failure path', 'fill', '--vscode-errorForeground'],
