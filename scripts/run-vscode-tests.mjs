@@ -12,13 +12,12 @@
 //
 // Flags (as desktop VS Code takes them): --extensionDevelopmentPath=DIR
 // --extensionTestsPath=FILE [FOLDER to open]; they default to this project and its suite.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { format, parseArgs } from 'node:util';
+import { host, launchChromium, missingPieces, startCodeServer, stop, STARTUP_TIMEOUT_MS, withTimeout, workbenchUrl } from './code-server.mjs';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags, positionals } = parseArgs({
@@ -32,13 +31,6 @@ const extensionDevelopmentPath = resolve(flags.extensionDevelopmentPath);
 const extensionTestsPath = resolve(flags.extensionTestsPath);
 const folder = positionals[0] && resolve(positionals[0]);
 
-const hostDir = process.env.BITMAP_LAB_HOST_DIR || join(homedir(), '.cache/bitmap-lab-host');
-const host = {
-  node: join(hostDir, 'node/bin/node'),
-  codeServer: join(hostDir, 'code-server/lib/node_modules/code-server/out/node/entry.js'),
-  chromium: process.env.BITMAP_LAB_CHROMIUM || '/usr/bin/chromium',
-};
-const STARTUP_TIMEOUT_MS = 60_000;
 const RUN_TIMEOUT_MS = Number(process.env.BITMAP_LAB_VSCODE_TIMEOUT_S || 300) * 1000;
 
 // The workbench's own log reaches codeAutomationLog mixed with the extension host's
@@ -105,41 +97,33 @@ async function runInDesktop() {
 }
 
 async function runInCodeServer() {
-  for (const [what, file] of Object.entries(host)) {
-    if (!existsSync(file)) throw new Unavailable(`${what} not found at ${file}; run .ci/install-vscode-host.sh`);
-  }
-  const { chromium } = await import('playwright-core');
+  const missing = missingPieces();
+  if (missing.length) throw new Unavailable(`${missing.join(', ')}; run .ci/install-vscode-host.sh`);
   const tmp = mkdtempSync(join(tmpdir(), 'bitmap-lab-vscode-'));
-  // Without its own config file code-server writes ~/.config/code-server/config.yaml.
-  writeFileSync(join(tmp, 'config.yaml'), 'auth: none\ncert: false\n');
-  const server = spawn(host.node, [
-    host.codeServer,
-    '--bind-addr', '127.0.0.1:0', '--auth', 'none',
-    '--config', join(tmp, 'config.yaml'),
-    '--user-data-dir', join(tmp, 'user-data'), '--extensions-dir', join(tmp, 'extensions'),
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-    '--disable-getting-started-override',
-    // Without the smoke-test driver the workbench ignores the test payload and hangs.
-    '--vscode-option', 'enable-smoke-test-driver',
-  ], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const serverExit = new Promise((_, reject) => server.once('exit', (code, signal) =>
-    reject(new Error(`code-server exited early (${signal ?? code})`))));
-  serverExit.catch(() => {});
+  const log = [];
+  let server;
   let browser;
   let stopping;
   const stopAll = () => (stopping ??= stop(server, browser, tmp));
   process.once('SIGINT', () => stopAll().then(() => process.exit(130)));
   process.once('SIGTERM', () => stopAll().then(() => process.exit(143)));
   try {
-    const authority = await listeningAuthority(server);
-    browser = await chromium.launch({
-      executablePath: host.chromium,
-      timeout: STARTUP_TIMEOUT_MS,
-      // Its own HOME, or Chromium leaves crash-report and dconf folders in the user's.
-      env: { ...process.env, HOME: join(tmp, 'chromium-home') },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    let authority;
+    try {
+      ({ server, authority } = await startCodeServer(tmp, {
+        onLine: (line) => {
+          if (verbose) console.log(`code-server: ${line}`);
+          log.push(line);
+        },
+      }));
+    } catch (error) {
+      console.error(log.filter((line) => !isNoise(line)).join('\n'));
+      throw error;
+    }
+    const serverExit = new Promise((_, reject) => server.once('exit', (code, signal) =>
+      reject(new Error(`code-server exited early (${signal ?? code})`))));
+    serverExit.catch(() => {});
+    browser = await launchChromium(tmp);
     const page = await browser.newPage();
     // After the suite ends the workbench keeps logging; none of that belongs to the run.
     let finished = false;
@@ -153,66 +137,9 @@ async function runInCodeServer() {
       const line = format(...args);
       if (!finished && (verbose || !isNoise(line))) (type === 'error' ? console.error : console.log)(line);
     });
-    // The remote authority must be exactly the host:port the browser uses.
-    const remote = (path) => `vscode-remote://${authority}${path.split('/').map(encodeURIComponent).join('/')}`;
-    const payload = JSON.stringify([
-      ['extensionDevelopmentPath', remote(extensionDevelopmentPath)],
-      ['extensionTestsPath', remote(extensionTestsPath)],
-    ]);
-    const query = new URLSearchParams({ ...(folder && { folder }), payload });
-    await page.goto(`http://${authority}/?${query}`, { timeout: STARTUP_TIMEOUT_MS });
+    await page.goto(workbenchUrl(authority, { folder, extensionDevelopmentPath, extensionTestsPath }), { timeout: STARTUP_TIMEOUT_MS });
     return await withTimeout(Promise.race([exitCode, serverExit]), RUN_TIMEOUT_MS, 'the test run');
   } finally {
     await stopAll();
   }
-}
-
-// Resolves with "127.0.0.1:PORT" once code-server listens; keeps its log to show on failure.
-function listeningAuthority(server) {
-  const log = [];
-  const started = new Promise((resolveStart, rejectStart) => {
-    const onLine = (line) => {
-      if (verbose) console.log(`code-server: ${line}`);
-      log.push(line);
-      const match = /HTTP server listening on http:\/\/([\d.]+:\d+)/.exec(line);
-      if (match) resolveStart(match[1]);
-    };
-    createInterface({ input: server.stdout }).on('line', onLine);
-    createInterface({ input: server.stderr }).on('line', onLine);
-    server.once('error', rejectStart);
-    server.once('exit', (code) => rejectStart(new Error(`code-server exited with ${code}`)));
-  });
-  return withTimeout(started, STARTUP_TIMEOUT_MS, 'code-server to start').catch((error) => {
-    console.error(log.filter((line) => !isNoise(line)).join('\n'));
-    throw error;
-  });
-}
-
-async function stop(server, browser, tmp) {
-  await withTimeout(browser?.close() ?? Promise.resolve(), 10_000, 'Chromium to close').catch(() => {});
-  // Kill code-server's whole process group: its extension host and server children
-  // otherwise linger for seconds after the wrapper dies.
-  if (server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    signalGroup(server, 'SIGTERM');
-    await withTimeout(exited, 5_000, 'code-server to stop').catch(() => {});
-  }
-  signalGroup(server, 'SIGKILL');
-  rmSync(tmp, { recursive: true, force: true });
-}
-
-function signalGroup(child, signal) {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
