@@ -11,7 +11,9 @@ const bundles = [
   // Inlined into exported pages by src/cli/html-export.ts: minified, and with its map kept beside it
   // rather than linked, so the page never asks for a file.
   { ...common, entryPoints: ['webview/player/main.ts'], outfile: 'dist/player.js', platform: 'browser', format: 'iife', minify: true, sourcemap: 'external' },
+  // Stylesheets with media/shared.css bundled in: the player's is inlined by exported pages too.
   { bundle: true, minify: true, logLevel: 'warning', entryPoints: ['media/player.css'], outfile: 'dist/player.css' },
+  { bundle: true, minify: true, logLevel: 'warning', entryPoints: ['media/playground.css'], outfile: 'dist/playground.css' },
 ];
 
 if (watch) {

@@ -53,7 +53,7 @@ export class PlaygroundPanel implements vscode.WebviewPanelSerializer {
   private webviewOptions(): vscode.WebviewOptions {
     return {
       enableScripts: true,
-      localResourceRoots: [this.resource('dist'), this.resource('media')],
+      localResourceRoots: [this.resource('dist')],
     };
   }
 
@@ -70,7 +70,7 @@ export class PlaygroundPanel implements vscode.WebviewPanelSerializer {
       cspSource: webview.cspSource,
       nonce: newNonce(),
       scriptUri: webview.asWebviewUri(this.resource('dist', 'webview.js')).toString(),
-      styleUri: webview.asWebviewUri(this.resource('media', 'playground.css')).toString(),
+      styleUri: webview.asWebviewUri(this.resource('dist', 'playground.css')).toString(),
     });
     const receiving = webview.onDidReceiveMessage((data: unknown) => {
       const parsed = parseFromWebview(data);

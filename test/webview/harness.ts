@@ -12,7 +12,7 @@ import { DARK_MODERN } from './theme';
 export const CHROMIUM = process.env.BITMAP_LAB_CHROMIUM || '/usr/bin/chromium';
 const PROJECT = resolve(__dirname, '../../..');
 const ORIGIN = 'https://bitmap-lab.test';
-const SERVED: Record<string, string> = { '/dist/webview.js': 'text/javascript', '/media/playground.css': 'text/css' };
+const SERVED: Record<string, string> = { '/dist/webview.js': 'text/javascript', '/dist/playground.css': 'text/css' };
 
 export function launch(): Promise<Browser> {
   if (!existsSync(resolve(PROJECT, 'dist/webview.js'))) throw new Error('dist/webview.js is missing; run `npm run build` first');
@@ -56,7 +56,7 @@ export async function openPanel(browser: Browser, options: { state?: unknown } =
         cspSource: ORIGIN,
         nonce: newNonce(),
         scriptUri: `${ORIGIN}/dist/webview.js`,
-        styleUri: `${ORIGIN}/media/playground.css`,
+        styleUri: `${ORIGIN}/dist/playground.css`,
       });
       return route.fulfill({ contentType: 'text/html', body: html });
     }
