@@ -158,10 +158,6 @@ export class RunPanel {
     this.pin = this.pin?.index === this.index ? undefined : { index: this.index, lanes: this.model.lanesAt(this.index) };
   }
 
-  get pinned(): number | undefined {
-    return this.pin?.index;
-  }
-
   draw(showOptional: boolean): void {
     const { model, index, parts } = this;
     const view = model.view(index);
