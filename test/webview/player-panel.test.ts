@@ -136,6 +136,8 @@ function readColours(page: Page): Promise<Record<string, Seen>> {
       'narration': text('.narration-text'),
       'failure banner title': text('.failure-banner strong'),
       'failure banner glyph': text('.failure-banner .glyph'),
+      // A transparent button shows the card.
+      'transport button icon': { colour: style('.button.back').color, background: style('.button.back').backgroundColor.replace(/^rgba\(0, 0, 0, 0\)$/, card) },
       'sync bitmap S cell': stroke('.lane[data-state="sync"] g.cells rect.on'),
       'successor N cell': stroke('.lane[data-role="successor"] g.cells rect.on'),
       'copy bitmap C cell': stroke('.lane[data-role="copy"] g.cells rect.on'),
@@ -149,7 +151,7 @@ function readColours(page: Page): Promise<Record<string, Seen>> {
   });
 }
 
-/** Normal text needs 4.5:1 (WCAG 1.4.3); lanes and marks, graphics that carry meaning, 3:1 (1.4.11). */
+/** Normal text needs 4.5:1 (WCAG 1.4.3); lanes, marks and button icons, graphics that carry meaning, 3:1 (1.4.11). */
 const NEEDS: Record<string, number> = {
   'lane name': 4.5,
   'lane role (muted)': 4.5,
