@@ -44,7 +44,7 @@ export interface Transcript {
 /** Prepares a side's scratch directory (image files) before the steps run. */
 export type Setup = (dir: string) => void;
 
-interface Side {
+export interface Side {
   execute(request: Record<string, unknown>): Promise<unknown>;
   /**
    * Until running jobs are parked (QEMU copies in real time; we have settled).
@@ -73,7 +73,7 @@ const matches = (pending: Pending, event: string, data: Record<string, unknown> 
 
 type NodeInfo = { 'node-name': string; 'dirty-bitmaps'?: Array<{ name?: string }> };
 
-async function snapshot(side: Side): Promise<Pick<Transcript, 'nodes' | 'sha256'>> {
+async function snapshot(side: Pick<Side, 'execute'>): Promise<Pick<Transcript, 'nodes' | 'sha256'>> {
   const reply = (await side.execute({ execute: 'query-named-block-nodes' })) as { return: NodeInfo[] };
   const sha256: Record<string, string> = {};
   for (const node of reply.return) {
@@ -87,6 +87,31 @@ async function snapshot(side: Side): Promise<Pick<Transcript, 'nodes' | 'sha256'
     }
   }
   return { nodes: reply.return, sha256 };
+}
+
+/**
+ * What a parked point shows of each job: its progress. QEMU sets a task's
+ * dirty bits and its progress only when the task's last request completes,
+ * which can be well after the command that started the job returned (its
+ * read and write run on the thread pool); the nodes may already agree then
+ * (a qcow2 target grew at the start of the request), so a state counts as
+ * the engine's only once the jobs' progress is the engine's too (seed 286).
+ */
+async function jobProgress(side: Pick<Side, 'execute'>): Promise<unknown> {
+  const reply = (await side.execute({ execute: 'query-block-jobs' })) as { return?: Array<Record<string, unknown>> };
+  return (reply.return ?? []).map(({ device, status, offset, len }) => ({ device, status, offset, len }));
+}
+
+/** The engine's job progress at each compared step, for the other side's wait (not itself compared). */
+const progressAt = new WeakMap<Transcript, unknown>();
+
+/**
+ * Whether the side's state now is the one `want` recorded: nodes, bitmaps
+ * and the jobs' progress.
+ */
+export async function agreesWith(side: Pick<Side, 'execute'>, want: Transcript, fromSide: (value: unknown) => unknown): Promise<boolean> {
+  if (!isDeepStrictEqual(fromSide(await snapshot(side)), fromSide({ nodes: want.nodes, sha256: want.sha256 }))) return false;
+  return !progressAt.has(want) || isDeepStrictEqual(await jobProgress(side), progressAt.get(want));
 }
 
 function request(step: Exclude<Step, { waitFor: string } | { crash: true }>): Record<string, unknown> {
@@ -108,13 +133,16 @@ function canonical(key: string, value: unknown): unknown {
   return `json:${JSON.stringify(sorted(JSON.parse(value.slice(5))))}`;
 }
 
+/** A side's answers as transcripts hold them: its directory as `@DIR@`, implicit node names alike, canonical(). */
+export const normaliser = (dir: string) => (value: unknown): unknown =>
+  JSON.parse(JSON.stringify(value ?? null).replaceAll(dir, '@DIR@').replace(/#block\d+/g, '#block'), canonical);
+
 /** qemu-io's second report line holds timings; everything else must match. */
 const withoutTimings = (stdout: string) => stdout.split('\n').filter((line) => !/ ops; .* sec \(/.test(line)).join('\n');
 
 async function record(side: Side, steps: Step[], dir: string, expected?: Transcript[]): Promise<Transcript[]> {
   const toSide = <T extends Step>(step: T) => JSON.parse(JSON.stringify(step).replaceAll('@DIR@', dir)) as T;
-  const fromSide = (value: unknown): unknown =>
-    JSON.parse(JSON.stringify(value ?? null).replaceAll(dir, '@DIR@').replace(/#block\d+/g, '#block'), canonical);
+  const fromSide = normaliser(dir);
   const transcript: Transcript[] = [];
   // Events recorded since the last command that can create a job: a waitFor
   // for one of them is already met (the job finished sooner than the
@@ -135,9 +163,7 @@ async function record(side: Side, steps: Step[], dir: string, expected?: Transcr
     const next = steps[i + 1];
     const compared = !(next && 'waitFor' in next);
     const want = compared ? expected?.[i] : undefined;
-    await side.settle(
-      want && (async () => isDeepStrictEqual(fromSide(await snapshot(side)), fromSide({ nodes: want.nodes, sha256: want.sha256 }))),
-    );
+    await side.settle(want && (() => agreesWith(side, want, fromSide)));
     // QEMU prints before it replies, but its stdout pipe may be read a moment later.
     if ('io' in step) await new Promise((resolve) => setTimeout(resolve, 10));
     const entry: Transcript = { step: JSON.stringify(step), reply, events: [], stdout: '', nodes: null, sha256: {} };
@@ -147,6 +173,7 @@ async function record(side: Side, steps: Step[], dir: string, expected?: Transcr
       entry.events = side.takeEvents().map(({ event, data }) => fromSide({ event, data }));
       seen.push(...(entry.events as Pending));
       Object.assign(entry, fromSide(await snapshot(side)));
+      progressAt.set(entry, await jobProgress(side));
     }
     transcript.push(entry);
   }
@@ -163,7 +190,7 @@ async function record(side: Side, steps: Step[], dir: string, expected?: Transcr
  * calm of 20 ms ends the wait; a state that differs is taken only after it
  * held for 300 ms, so a difference is reported only once QEMU has parked.
  */
-async function parked(execute: (message: Record<string, unknown>) => Promise<unknown>, agrees?: () => Promise<boolean>): Promise<void> {
+export async function parked(execute: (message: Record<string, unknown>) => Promise<unknown>, agrees?: () => Promise<boolean>): Promise<void> {
   let last = '';
   let same = 0;
   let since = Date.now();

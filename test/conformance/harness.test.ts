@@ -1,0 +1,47 @@
+/**
+ * The differential harness itself (test/support/differential.ts): when it
+ * takes QEMU's state as parked. Needs no QEMU: a stand-in plays QEMU's timing.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine';
+import { QmpMonitor } from '../../src/engine/qmp/monitor';
+import { agreesWith, normaliser, onEngine, parked, type Step } from '../support/differential';
+
+const MiB = 1 << 20;
+
+/** A rate-limited backup copies its first chunk, then sleeps. */
+const steps: Step[] = [
+  { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'src', size: 4 * MiB } },
+  { execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'tgt', size: 4 * MiB } },
+  {
+    execute: 'blockdev-backup',
+    arguments: {
+      'job-id': 'j0', device: 'src', target: 'tgt', sync: 'full', speed: 1, 'auto-finalize': false, 'auto-dismiss': false,
+      'x-perf': { 'max-workers': 1, 'max-chunk': 65536 },
+    },
+  },
+];
+
+test('a parked job counts as the engine\'s only once its progress is the engine\'s (seed 286: a task still in flight)', async () => {
+  const ours = await onEngine(steps);
+  assert.equal((ours[2].reply as { return?: unknown }).return !== undefined, true);
+
+  // QEMU's stand-in: the same engine, but its job's first task completes 100 ms after the command returned, as on
+  // QEMU's thread pool on a loaded machine. Until then its nodes and bitmaps already look the same (null-co).
+  const engine = new Engine();
+  const monitor = new QmpMonitor(engine, { negotiated: true });
+  for (const step of steps) monitor.execute(step);
+  const started = Date.now();
+  const execute = async (message: Record<string, unknown>) => {
+    const reply = monitor.execute(message) as { return?: Array<Record<string, unknown>> };
+    if (message.execute === 'query-block-jobs' && Date.now() - started < 100) return { return: reply.return!.map((job) => ({ ...job, offset: 0 })) };
+    return reply;
+  };
+  const same = normaliser('@DIR@');
+  assert.ok(await agreesWith({ execute: async (message) => monitor.execute(message) }, ours[2], same), 'the stand-in holds the engine\'s state');
+  await parked(execute, () => agreesWith({ execute }, ours[2], same));
+  const jobs = (await execute({ execute: 'query-block-jobs' })) as { return: Array<{ offset: number }> };
+  assert.equal(jobs.return[0].offset, 65536, 'the wait ended while the first task was still in flight');
+  monitor.execute({ execute: 'job-cancel', arguments: { id: 'j0' } });
+});
