@@ -5,6 +5,10 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createQcow2 } from '../../src/engine/drivers/qcow2/create';
 import { Engine } from '../../src/engine/engine';
 import { QmpMonitor } from '../../src/engine/qmp/monitor';
 
@@ -124,4 +128,26 @@ test('quit with a job running: drain, cancel, then close (the events QEMU 7.2 se
     'SHUTDOWN', 'JOB_STATUS_CHANGE:paused', 'JOB_STATUS_CHANGE:running', 'JOB_STATUS_CHANGE:aborting', 'BLOCK_JOB_CANCELLED',
     'JOB_STATUS_CHANGE:concluded', 'JOB_STATUS_CHANGE:null',
   ]);
+});
+
+test('drive-backup sync=none from a qcow2 node: the target closes without closing its backing, the source (random seed 16)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-drive-none-'));
+  try {
+    createQcow2(path.join(dir, 'q.qcow2'), { size: 4 * MiB });
+    const monitor = new QmpMonitor(new Engine(), { negotiated: true });
+    const run = (execute: string, args: Record<string, unknown> = {}) => {
+      const reply = monitor.execute({ execute, arguments: args }) as { return?: unknown; error?: { desc: string } };
+      if (reply.error) throw new Error(`${execute}: ${reply.error.desc}`);
+      return reply.return;
+    };
+    run('blockdev-add', { driver: 'qcow2', 'node-name': 'qc', file: { driver: 'file', filename: path.join(dir, 'q.qcow2') } });
+    run('drive-backup', { 'job-id': 'j0', device: 'qc', sync: 'none', target: path.join(dir, 'd.qcow2'), format: 'qcow2', speed: 1, 'auto-finalize': false, 'auto-dismiss': false });
+    run('job-cancel', { id: 'j0' });
+    run('job-dismiss', { id: 'j0' });
+    const nodes = run('query-named-block-nodes') as Array<{ 'node-name': string }>;
+    assert.deepEqual(nodes.map((node) => node['node-name']).filter((name) => !name.startsWith('#')), ['qc']);
+    assert.equal(run('human-monitor-command', { 'command-line': 'qemu-io qc "write -P 0x5a 0 65536"' }), '');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

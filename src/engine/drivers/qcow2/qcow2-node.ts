@@ -116,9 +116,13 @@ export class Qcow2Node extends BlockNode {
   /** bs->auto_backing_file: the header's name, or the file name of the backing node opened from it. */
   private autoBackingFile = '';
 
+  /** The backing node this node opened from its header: only that one is closed with it (bdrv_unref_child()). */
+  private ownsBacking = false;
+
   private attachBacking(backing: BlockNode, implicit: boolean): void {
     this.children.set('backing', backing);
     this.s.hasBacking = true;
+    this.ownsBacking = implicit;
     if (implicit) this.autoBackingFile = backing.filename;
   }
 
@@ -598,7 +602,8 @@ export class Qcow2Node extends BlockNode {
     if (this.closed) return;
     this.shutDown();
     this.s.file.close();
-    this.backing?.close();
+    // A backing node set with bdrv_set_backing_hd() (drive-backup sync=none: the source) has other holders.
+    if (this.ownsBacking) this.backing?.close();
   }
 
   /** Everything close() does but closing the children. */
