@@ -151,3 +151,28 @@ test('drive-backup sync=none from a qcow2 node: the target closes without closin
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('drive-backup mode=existing sync=none: the target, backed by the source, is named by json: with its file name, as QEMU 7.2 names it (random seed 128)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-drive-existing-'));
+  try {
+    createQcow2(path.join(dir, 'q.qcow2'), { size: 4 * MiB });
+    createQcow2(path.join(dir, 'd.qcow2'), { size: 4 * MiB });
+    const monitor = new QmpMonitor(new Engine(), { negotiated: true });
+    const run = (execute: string, args: Record<string, unknown> = {}) => {
+      const reply = monitor.execute({ execute, arguments: args }) as { return?: unknown; error?: { desc: string } };
+      if (reply.error) throw new Error(`${execute}: ${reply.error.desc}`);
+      return reply.return;
+    };
+    run('blockdev-add', { driver: 'qcow2', 'node-name': 'qc', file: { driver: 'file', filename: path.join(dir, 'q.qcow2') } });
+    run('drive-backup', { 'job-id': 'j0', device: 'qc', sync: 'none', target: path.join(dir, 'd.qcow2'), mode: 'existing', speed: 1, 'auto-finalize': false });
+    const nodes = run('query-named-block-nodes') as Array<{ 'node-name': string; drv: string; file: string }>;
+    const target = nodes.find((node) => node.drv === 'qcow2' && node['node-name'] !== 'qc')!;
+    assert.equal(
+      target.file.replaceAll(dir, '@DIR@'),
+      'json:{"backing": {"driver": "qcow2", "file": {"driver": "file", "filename": "@DIR@/q.qcow2"}}, "driver": "qcow2", "file": {"driver": "file", "filename": "@DIR@/d.qcow2"}}',
+    );
+    run('job-cancel', { id: 'j0' });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -134,6 +134,8 @@ class ChainOpener {
       throw genericError(`Backing chain of '${chain[0]}' is longer than ${MAX_BACKING_DEPTH} images`);
     }
     const file = new FileNode(this.options.nameNode(), path, childOptions(common, common.readOnly));
+    // bdrv_fill_options(): a file name opened becomes the protocol node's `filename` option (json: names show it).
+    file.options = { filename: path };
     try {
       this.options.register?.(file);
       const probed = format ?? probeFormat(file);
