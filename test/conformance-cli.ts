@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { parseScenario } from '../src/engine/scenario/parse';
 import { createImages } from '../src/engine/scenario/runner';
-import { compare, describeDivergence, generate, shrink } from './support/generator';
+import { agree, compare, describeDivergence, generate, shrink } from './support/generator';
 import { scenarioSteps } from './support/scenario-steps';
 
 function option(name: string, fallback: number): number {
@@ -41,7 +41,7 @@ async function scenarios(files: string[]): Promise<number> {
     }
     const images = scenario.images;
     const outcome = await compare(steps, (dir) => createImages(images, dir));
-    if (outcome.differs < 0 && !outcome.error) {
+    if (agree(outcome)) {
       console.log(`${file}: ${steps.length} steps, the same on QEMU`);
       continue;
     }
@@ -77,7 +77,7 @@ async function main(): Promise<number> {
         console.log(`\n=== seed ${seed}: the engine failed ===\n${describeDivergence(seed, scenario.files, scenario.steps, outcome)}`);
         continue;
       }
-      if (outcome.differs < 0 && !outcome.error) {
+      if (agree(outcome)) {
         if (verbose) console.log(`seed ${seed}: ${scenario.steps.length} steps agree`);
         else if (done % 50 === 0) console.error(`conformance: ${done}/${seeds} seeds run`);
         continue;

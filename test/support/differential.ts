@@ -153,7 +153,7 @@ async function record(side: Side, steps: Step[], dir: string, expected?: Transcr
   let failed = false;
   for (const [i, step] of steps.entries()) {
     let reply: unknown = null;
-    if ('execute' in step && (step.execute === 'blockdev-backup' || step.execute === 'transaction')) seen = [];
+    if ('execute' in step && ['blockdev-backup', 'drive-backup', 'transaction'].includes(step.execute)) seen = [];
     if ('waitFor' in step) {
       if (!failed && !matches(seen, step.waitFor, step.data)) await side.waitEvent(step.waitFor, step.data, step.advance);
     }

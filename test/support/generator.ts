@@ -12,7 +12,9 @@
  * `block-dirty-bitmap-enable` whose lookup fails or under `completion-mode:
  * grouped`, a null-co node with a negative size.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { createQcow2 } from '../../src/engine/drivers/qcow2/create';
@@ -147,6 +149,11 @@ export function generate(seed: number): Scenario {
     /** sync=none: runs until cancelled. */
     endless?: boolean;
     /**
+     * Compressed: a compressed write over an allocated cluster fails (EIO),
+     * so the job may end on its own, as with an injected failure.
+     */
+    mayFail?: boolean;
+    /**
      * Still copying when set free (sync=full, or top on a raw or null-co
      * node): then its BLOCK_JOB_PENDING comes after block-job-set-speed 0,
      * not already with blockdev-backup as when a bitmap has little dirty.
@@ -154,6 +161,7 @@ export function generate(seed: number): Scenario {
     copying?: boolean;
   };
   let job = null as JobModel | null;
+  const created: Array<{ name: string; format: 'qcow2' | 'raw'; backed: boolean }> = [];
   let jobs = 0;
   const target = rng.int(10, 40);
 
@@ -298,18 +306,59 @@ export function generate(seed: number): Scenario {
     }
   };
 
+  /**
+   * drive-backup's target: a new image (qcow2, raw, or the source's format),
+   * or, with mode=existing, one an earlier drive-backup created whose job is
+   * gone (never one backed by its source, nor a file a node holds). Its
+   * format when known: compress needs qcow2.
+   */
+  const driveTarget = (device: NodeModel, sync: string, args: Record<string, unknown>): 'qcow2' | 'raw' => {
+    const reusable = created.filter((f) => !f.backed);
+    if (reusable.length && rng.chance(0.3)) {
+      const file = rng.pick(reusable);
+      Object.assign(args, { target: `@DIR@/${file.name}`, mode: 'existing' });
+      if (file.format === 'raw' || rng.chance(0.5)) args.format = file.format;
+      return file.format;
+    }
+    const given = rng.chance(0.6) ? rng.pick(['qcow2', 'raw'] as const) : undefined;
+    const format = given ?? (device.qcow2 ? 'qcow2' : 'raw');
+    const name = `d${jobs - 1}.${format}`;
+    created.push({ name, format, backed: sync === 'none' });
+    args.target = `@DIR@/${name}`;
+    if (given) args.format = given;
+    return format;
+  };
+
   const startBackup = () => {
     const sources = nodes.filter((n) => n.backup);
     const device = rng.pick(sources);
+    // null-co reads leave QEMU's buffer as it was (no read-zeroes): its bytes are undefined. Nothing may depend
+    // on them: not a drive-backup target (compared whole at the end, opened with detect-zeroes=unmap), nor
+    // compressed clusters (their size depends on the bytes).
+    const definedData = device.name !== 'n0';
+    const drive = definedData && rng.chance(0.25);
     const targets = sources.filter((n) => n !== device && (n.name === 'tgt' || n.name === 'tq'));
-    if (!targets.length) return;
-    const tgt = rng.pick(targets);
-    const sync = rng.pick(['full', 'full', 'top', 'none', 'incremental', 'bitmap', 'bitmap']);
-    const args: Record<string, unknown> = { 'job-id': `j${jobs++}`, device: device.name, target: tgt.name, sync, 'auto-dismiss': false, 'filter-node-name': 'cbw' };
+    if (!drive && !targets.length) return;
+    const tgt = drive ? undefined : rng.pick(targets);
+    let sync = rng.pick(['full', 'full', 'top', 'none', 'incremental', 'bitmap', 'bitmap']);
+    // A new image backed by the source names it: not a blkdebug file (json: names).
+    const blkdebug = (device.name === 'src' && srcFails) || (device.name === 'tgt' && tgtFails);
+    if (drive && sync === 'none' && blkdebug) sync = 'full';
+    const command = drive ? 'drive-backup' : 'blockdev-backup';
+    const args: Record<string, unknown> = { 'job-id': `j${jobs++}`, device: device.name, sync, 'auto-dismiss': false, 'filter-node-name': 'cbw' };
+    const format = drive ? driveTarget(device, sync, args) : tgt!.qcow2 ? 'qcow2' : 'raw';
+    if (tgt) args.target = tgt.name;
     let bitmap: string | undefined;
     if (rng.chance(0.05)) {
       // Refused on purpose: no job comes of it.
-      steps.push(qmp('blockdev-backup', { ...args, 'job-id': 'bad', sync: rng.pick(['incremental', 'bitmap']), bitmap: 'nope', 'bitmap-mode': rng.pick(['always', 'never']) }));
+      steps.push(qmp(command, { ...args, 'job-id': 'bad', sync: rng.pick(['incremental', 'bitmap']), bitmap: 'nope', 'bitmap-mode': rng.pick(['always', 'never']) }));
+      return;
+    }
+    // Compressed writes only to qcow2; a raw target is refused.
+    const compress = definedData && (format === 'qcow2' ? rng.chance(0.3) : rng.chance(0.03));
+    if (compress) args.compress = true;
+    if (compress && format === 'raw') {
+      steps.push(qmp(command, args));
       return;
     }
     if (sync === 'incremental' || sync === 'bitmap' || (sync !== 'none' && rng.chance(0.3))) {
@@ -326,17 +375,18 @@ export function generate(seed: number): Scenario {
         args['bitmap-mode'] = sync === 'bitmap' ? rng.pick(['always', 'on-success', 'never']) : rng.pick(['always', 'on-success']);
       } else if (rng.chance(0.3)) args['bitmap-mode'] = 'on-success';
     }
-    const free = failures ? rng.chance(0.7) : rng.chance(0.3);
+    const mayFail = failures || compress;
+    const free = mayFail ? rng.chance(0.7) : rng.chance(0.3);
     warm(device.name);
     // Its zero writes leave the target's blocks unwritten.
-    if (raw(tgt.name)) cold.add(tgt.name);
+    if (raw(tgt?.name)) cold.add(tgt!.name);
     if (free && sync !== 'none') {
       // Runs until it ends: one worker, so a failure comes at the same request on QEMU and here.
       // With a failure injected the job may end without passing pending: only COMPLETED comes either way.
-      const autoFinalize = failures || rng.chance(0.5);
+      const autoFinalize = mayFail || rng.chance(0.5);
       Object.assign(args, { 'x-perf': { 'max-workers': 1, 'max-chunk': 65536 } });
       if (!autoFinalize) args['auto-finalize'] = false;
-      steps.push(qmp('blockdev-backup', args));
+      steps.push(qmp(command, args));
       // BLOCK_JOB_COMPLETED names the job `device`, BLOCK_JOB_PENDING `id`.
       const id = args['job-id'] as string;
       steps.push(autoFinalize ? { waitFor: 'BLOCK_JOB_COMPLETED', data: { device: id } } : { waitFor: 'BLOCK_JOB_PENDING', data: { id } });
@@ -345,9 +395,9 @@ export function generate(seed: number): Scenario {
       return;
     }
     Object.assign(args, { speed: 1, 'x-perf': { 'max-workers': 1, 'max-chunk': 65536 }, 'auto-finalize': false });
-    steps.push(qmp('blockdev-backup', args));
+    steps.push(qmp(command, args));
     const copying = sync === 'full' || (sync === 'top' && !device.qcow2);
-    job = { id: args['job-id'] as string, state: 'parked', bitmap, device: device.name, endless: sync === 'none', copying };
+    job = { id: args['job-id'] as string, state: 'parked', bitmap, device: device.name, endless: sync === 'none', copying, mayFail };
   };
 
   const jobStep = () => {
@@ -360,13 +410,13 @@ export function generate(seed: number): Scenario {
       else if (what < 7 || job.endless) {
         steps.push(qmp('job-cancel', { id }));
         // A job that failed already has concluded: no event would come; the differential settle waits instead.
-        if (!failures) steps.push({ waitFor: 'BLOCK_JOB_CANCELLED', data: { device: id } });
+        if (!failures && !job.mayFail) steps.push({ waitFor: 'BLOCK_JOB_CANCELLED', data: { device: id } });
         job.state = 'concluded';
       } else {
         warm(job.device);
         steps.push(qmp('block-job-set-speed', { device: id, speed: 0 }));
         // A failing node may end the job instead of parking it at pending: then the settle waits, not an event.
-        if (!failures && job.copying) steps.push({ waitFor: 'BLOCK_JOB_PENDING', data: { id } });
+        if (!failures && !job.mayFail && job.copying) steps.push({ waitFor: 'BLOCK_JOB_PENDING', data: { id } });
         job.state = 'pending';
       }
     } else if (job.state === 'pending') {
@@ -403,29 +453,88 @@ export interface Outcome {
   theirs?: Transcript[];
   /** A side threw (e.g. an awaited event never came on it). */
   error?: string;
+  /** How the images drive-backup created differ once both sides closed them. */
+  images?: string;
   compared: number;
 }
 
-/** Runs the steps on the engine, then on QEMU (waiting for the engine's parked states). */
-export async function compare(steps: Step[], setup: Setup): Promise<Outcome> {
-  let ours: Transcript[];
-  try {
-    ours = await onEngine(steps, setup);
-  } catch (error) {
-    return { differs: -1, error: `engine: ${(error as Error).message}`, compared: 0 };
-  }
-  let theirs: Transcript[];
-  try {
-    theirs = await onQemu(steps, setup, ours);
-  } catch (error) {
-    return { differs: -1, ours, error: `qemu: ${(error as Error).message}`, compared: 0 };
-  }
-  const differs = steps.findIndex((_, i) => !isDeepStrictEqual(ours[i], theirs[i]));
-  return { differs, ours, theirs, compared: steps.length };
+/** The files drive-backup steps name as targets (`@DIR@/NAME`). */
+function driveTargets(steps: Step[]): string[] {
+  const names = steps.flatMap((step) =>
+    'execute' in step && step.execute === 'drive-backup' ? [String(step.arguments?.target).replace('@DIR@/', '')] : [],
+  );
+  return [...new Set(names)];
 }
 
-/** A divergence: transcripts differ, or QEMU failed where the engine ran through. */
-const diverges = (outcome: Outcome) => outcome.differs >= 0 || (outcome.error?.startsWith('qemu:') ?? false);
+const qemuImg = (...args: string[]) => spawnSync('qemu-img', args, { encoding: 'utf8' });
+
+/**
+ * The images drive-backup created, as test/conformance/backup.test.ts
+ * compares them: the same guest data (`qemu-img compare`, each top layer
+ * alone), and for qcow2 a clean `qemu-img check` of ours and the same
+ * `qemu-img map` but for where normal clusters lie. Undefined when alike.
+ */
+function compareImages(kept: string, names: string[]): string | undefined {
+  for (const name of names) {
+    const [ours, theirs] = [path.join(kept, 'ours', name), path.join(kept, 'qemu', name)];
+    if (fs.existsSync(ours) !== fs.existsSync(theirs)) return `${name}: ${fs.existsSync(ours) ? 'only the engine' : 'only QEMU'} created it`;
+    if (!fs.existsSync(ours)) continue;
+    const format = name.endsWith('.qcow2') ? 'qcow2' : 'raw';
+    // The backing files named inside went with the scratch directories.
+    if (format === 'qcow2') for (const image of [ours, theirs]) qemuImg('rebase', '-q', '-u', '-f', 'qcow2', '-b', '', image);
+    const compared = qemuImg('compare', '-f', format, '-F', format, ours, theirs);
+    if (compared.status !== 0) return `${name}: qemu-img compare: ${compared.stdout}${compared.stderr}`.trim();
+    if (format !== 'qcow2') continue;
+    const check = qemuImg('check', '--output=json', ours);
+    if (check.status !== 0) return `${name}: qemu-img check of ours: ${check.stdout}${check.stderr}`.trim();
+    const map = (image: string) => qemuImg('map', '--output=json', '-f', 'qcow2', image).stdout.replace(/"offset": \d+/g, '"offset"');
+    if (map(ours) !== map(theirs)) return `${name}: qemu-img map\n    engine: ${map(ours).replace(/\n/g, ' ')}\n    qemu:   ${map(theirs).replace(/\n/g, ' ')}`;
+  }
+  return undefined;
+}
+
+/** Keeps a side's drive-backup images once it has closed them. */
+const keep = (into: string, names: string[]) => ({
+  after: (dir: string) => {
+    fs.mkdirSync(into, { recursive: true });
+    for (const name of names) if (fs.existsSync(path.join(dir, name))) fs.copyFileSync(path.join(dir, name), path.join(into, name));
+  },
+});
+
+/**
+ * Runs the steps on the engine, then on QEMU (waiting for the engine's
+ * parked states); when the transcripts agree, compares the images
+ * drive-backup created.
+ */
+export async function compare(steps: Step[], setup: Setup): Promise<Outcome> {
+  const names = driveTargets(steps);
+  const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-generated-images-'));
+  try {
+    let ours: Transcript[];
+    try {
+      ours = await onEngine(steps, setup, keep(path.join(kept, 'ours'), names));
+    } catch (error) {
+      return { differs: -1, error: `engine: ${(error as Error).message}`, compared: 0 };
+    }
+    let theirs: Transcript[];
+    try {
+      theirs = await onQemu(steps, setup, ours, keep(path.join(kept, 'qemu'), names));
+    } catch (error) {
+      return { differs: -1, ours, error: `qemu: ${(error as Error).message}`, compared: 0 };
+    }
+    const differs = steps.findIndex((_, i) => !isDeepStrictEqual(ours[i], theirs[i]));
+    const images = differs < 0 ? compareImages(kept, names) : undefined;
+    return { differs, ours, theirs, compared: steps.length, ...(images ? { images } : {}) };
+  } finally {
+    fs.rmSync(kept, { recursive: true, force: true });
+  }
+}
+
+/** Both sides ran through, with the same transcripts and images. */
+export const agree = (outcome: Outcome) => outcome.differs < 0 && !outcome.error && !outcome.images;
+
+/** A divergence: transcripts or images differ, or QEMU failed where the engine ran through. */
+const diverges = (outcome: Outcome) => outcome.differs >= 0 || outcome.images !== undefined || (outcome.error?.startsWith('qemu:') ?? false);
 
 /**
  * Delta debugging over the steps: remove chunks (halves, quarters, ...),
@@ -439,7 +548,7 @@ export async function shrink(steps: Step[], setup: Setup, log: (line: string) =>
   let current = steps;
   let outcome = await compare(current, setup);
   if (!diverges(outcome)) return { steps: current, outcome };
-  const reproduces = (tried: Outcome) => (outcome.differs >= 0 ? tried.differs >= 0 : diverges(tried));
+  const reproduces = (tried: Outcome) => (outcome.differs >= 0 ? tried.differs >= 0 : outcome.images ? tried.images !== undefined : diverges(tried));
   for (let chunk = Math.ceil(current.length / 2); chunk >= 1; chunk = chunk === 1 ? 0 : Math.ceil(chunk / 2)) {
     let removed = true;
     while (removed) {
@@ -473,6 +582,7 @@ export function describeDivergence(seed: number, files: FileSpec[], steps: Step[
   const lines = [`seed ${seed}: ${steps.length} steps`, `files: ${JSON.stringify(files)}`, 'steps:'];
   for (const [i, step] of steps.entries()) lines.push(`  ${String(i).padStart(2)} ${JSON.stringify(step)}`);
   if (outcome.error) lines.push(outcome.error);
+  if (outcome.images) lines.push(`images differ: ${outcome.images}`);
   if (outcome.differs >= 0 && outcome.ours && outcome.theirs) {
     const ours = outcome.ours[outcome.differs] as unknown as Record<string, unknown>;
     const theirs = outcome.theirs[outcome.differs] as unknown as Record<string, unknown>;
