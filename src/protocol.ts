@@ -176,12 +176,17 @@ export interface PlayerSeekMessage {
   index: number;
 }
 
-/** Player panel, webview → host: the frame now shown. */
+/**
+ * Player panel, webview → host: the frame now shown, and who moved it there:
+ * the user in the page (the host follows), or the host's seek or first draw
+ * (an acknowledgement: following it would echo a frame the host has left).
+ */
 export interface PlayerFrameMessage {
   type: 'frame';
   version: typeof PROTOCOL_VERSION;
   run: number;
   index: number;
+  by: 'user' | 'host';
 }
 
 function parseFrameRef<T extends 'seek' | 'frame'>(type: T, data: unknown): Parsed<{ type: T; version: typeof PROTOCOL_VERSION; run: number; index: number }> {
@@ -196,7 +201,13 @@ function parseFrameRef<T extends 'seek' | 'frame'>(type: T, data: unknown): Pars
 }
 
 export const parsePlayerSeek = (data: unknown): Parsed<PlayerSeekMessage> => parseFrameRef('seek', data);
-export const parsePlayerFrame = (data: unknown): Parsed<PlayerFrameMessage> => parseFrameRef('frame', data);
+export function parsePlayerFrame(data: unknown): Parsed<PlayerFrameMessage> {
+  const parsed = parseFrameRef('frame', data);
+  if ('error' in parsed) return parsed;
+  const by = (data as Record<string, unknown>).by;
+  if (by !== 'user' && by !== 'host') return { error: `frame: by must be "user" or "host", not ${JSON.stringify(by)}` };
+  return { message: { ...parsed.message, by } };
+}
 
 /** The lanes whose colour a setting may choose (bitmapLab.laneColours.*). */
 export const LANE_COLOUR_KEYS = ['source', 'bitmap', 'syncBitmap', 'successor', 'copyBitmap', 'copyBeforeWrite', 'target'] as const;

@@ -64,8 +64,8 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
     panel.webview.onDidReceiveMessage((data: unknown) => {
       const parsed = parsePlayerFrame(data);
       if ('error' in parsed) return this.log(`Bitmap Lab panel: ignored a message: ${parsed.error}`);
-      const { run, index } = parsed.message;
-      if (run === 0) this.session?.seek(index);
+      const { run, index, by } = parsed.message;
+      if (run === 0 && by === 'user') this.session?.seek(index);
       this.shown.fire({ run, index });
     });
     const settings = vscode.workspace.onDidChangeConfiguration((event) => {

@@ -33,4 +33,6 @@ test('player messages are rebuilt from known fields or refused, in both directio
   assert.deepEqual(parsePlayerColours({ type: 'colours', version, colours: [] }), { error: 'colours: not an object' });
   assert.deepEqual(parseToPlayer({ type: 'other', version }), { error: 'not a seek message' });
   assert.deepEqual(parsePlayerFrame({ type: 'frame', version, run: 0, index: -1 }), { error: 'frame: run and index must be non-negative integers' });
+  assert.deepEqual(parsePlayerFrame({ type: 'frame', version, run: 0, index: 2, by: 'user' }), { message: { type: 'frame', version, run: 0, index: 2, by: 'user' } });
+  assert.deepEqual(parsePlayerFrame({ type: 'frame', version, run: 0, index: 2 }), { error: 'frame: by must be "user" or "host", not undefined' });
 });

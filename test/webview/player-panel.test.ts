@@ -85,9 +85,12 @@ test('in the panel, P and a step compare two frames; the host hears each frame s
   const shown = Number(await page.getAttribute('.scrubber', 'aria-valuenow'));
   assert.ok(shown > failure);
   assert.match((await page.textContent('.compare-summary')) ?? '', new RegExp(`^frame ${failure} → ${shown}: bitmap0 `));
-  assert.deepEqual((await panel.posted()).at(-1), { type: 'frame', version: PROTOCOL_VERSION, run: 0, index: shown });
+  assert.deepEqual((await panel.posted()).at(-1), { type: 'frame', version: PROTOCOL_VERSION, run: 0, index: shown, by: 'user' });
   await page.hover('.lane[data-role="named"] g.cells rect:nth-child(1)');
   assert.ok((await page.$$eval('#tooltip div', (lines) => lines.map((line) => line.textContent))).includes(`at pinned frame ${failure}: dirty (differs)`));
+  // A frame the host asked for is acknowledged as the host's, so the host does not follow it back.
+  await panel.post({ type: 'seek', version: PROTOCOL_VERSION, run: 0, index: failure });
+  assert.deepEqual((await panel.posted()).at(-1), { type: 'frame', version: PROTOCOL_VERSION, run: 0, index: failure, by: 'host' });
   await assertClean(panel);
 });
 

@@ -38,20 +38,30 @@ if ('error' in runs) {
   const initial = parsePlayerColours(jsonOrNull(root.dataset.colours));
   if ('error' in initial) console.warn(`Bitmap Lab: ignored the page's lane colours: ${initial.error}`);
   else applyLaneColours(initial.message.colours);
-  const report = (run: number, index: number) => {
-    const message: PlayerFrameMessage = { type: 'frame', version: PROTOCOL_VERSION, run, index };
+  const report = (run: number, index: number, by: PlayerFrameMessage['by']) => {
+    const message: PlayerFrameMessage = { type: 'frame', version: PROTOCOL_VERSION, run, index, by };
     vscode.postMessage(message);
     if (run === 0) vscode.setState({ scenario, frame: index });
   };
-  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', report);
-  player.seekTo(0, Number(root.dataset.frame ?? 0));
+  // Frames the host asked for are reported as its, so it does not follow them back.
+  let hostSeeking = false;
+  const hostSeek = (run: number, index: number) => {
+    hostSeeking = true;
+    try {
+      player.seekTo(run, index);
+    } finally {
+      hostSeeking = false;
+    }
+  };
+  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', (run, index) => report(run, index, hostSeeking ? 'host' : 'user'));
+  hostSeek(0, Number(root.dataset.frame ?? 0));
   // The first frame is drawn without a seek: the host hears of it too.
-  report(0, player.frameOf(0)!);
+  report(0, player.frameOf(0)!, 'host');
   window.addEventListener('message', (event: MessageEvent) => {
     const parsed = parseToPlayer(event.data);
     if ('error' in parsed) console.warn(`Bitmap Lab: ignored a message: ${parsed.error}`);
     else if (parsed.message.type === 'colours') applyLaneColours(parsed.message.colours);
-    else player.seekTo(parsed.message.run, parsed.message.index);
+    else hostSeek(parsed.message.run, parsed.message.index);
   });
 } else {
   new Player(root, runs, root.dataset.title ?? 'recorded runs');

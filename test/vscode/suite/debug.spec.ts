@@ -64,11 +64,31 @@ suite('Scenario debugger', () => {
       assert.equal((await stops.next()).reason, 'step');
       assert.match((await where()).name, new RegExp(`^steps\\[4\\] .* · frame ${frame}: `));
       assert.equal(await frameShown(), frame);
+
+      await session.customRequest('next', { threadId: 1 });
+      await session.customRequest('next', { threadId: 1 });
+      assert.equal((await stops.next()).reason, 'step');
+      assert.equal((await stops.next()).reason, 'step');
+      assert.equal((await where()).name, 'steps[6] wait BLOCK_JOB_COMPLETED (next)');
+      assert.ok((await frameShown()) > frame);
       await vscode.debug.stopDebugging(session);
     } finally {
       stops.dispose();
       vscode.debug.removeBreakpoints([breakpoint]);
       await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     }
+  });
+
+  test('quick moves of the host leave the panel on the last frame, and it stays there', async () => {
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await vscode.commands.executeCommand('bitmapLab.openScenario', example());
+    // The new page's first report may come after these; the page marks it as the host's, so it cannot pull the session back.
+    await vscode.commands.executeCommand('bitmapLab.firstFrame');
+    for (let i = 0; i < 4; i++) await vscode.commands.executeCommand('bitmapLab.stepForward');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(await frameShown(), 4);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(await frameShown(), 4);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 });
