@@ -85,3 +85,14 @@ test('a negative null-co size is an error, where QEMU 7.2 aborts', () => {
   const reply = negotiated().execute({ execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'n', size: -1 } });
   assert.deepEqual(reply, { error: { class: 'GenericError', desc: "Parameter 'size' expects a non-negative number below 2^64" } });
 });
+
+test('null-co without read-zeroes reads zeroes here (QEMU leaves the buffer as it was: docs/differences-from-qemu.md)', () => {
+  const engine = new Engine();
+  let printed = '';
+  engine.console = (text) => void (printed += text);
+  const monitor = new QmpMonitor(engine, { negotiated: true });
+  assert.deepEqual(monitor.execute({ execute: 'blockdev-add', arguments: { driver: 'null-co', 'node-name': 'n0', size: 1 << 20 } }), { return: {} });
+  const reply = monitor.execute({ execute: 'human-monitor-command', arguments: { 'command-line': 'qemu-io n0 "read -P 0 0 65536"' } });
+  assert.deepEqual(reply, { return: '' });
+  assert.match(printed, /^read 65536\/65536 bytes at offset 0\n/);
+});
