@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { parseScenario } from '../src/engine/scenario/parse';
 import { createImages } from '../src/engine/scenario/runner';
-import { agree, compare, describeDivergence, generate, shrink } from './support/generator';
+import { agree, compare, describeDifference, describeDivergence, generate, shrink } from './support/generator';
 import { scenarioSteps } from './support/scenario-steps';
 
 function option(name: string, fallback: number): number {
@@ -83,7 +83,8 @@ async function main(): Promise<number> {
         continue;
       }
       diverged.push(seed);
-      console.log(`\n=== seed ${seed} diverges (${scenario.steps.length} steps); shrinking ===`);
+      // Printed before shrinking: a difference that does not come again is still on record.
+      console.log(`\n=== seed ${seed} diverges (${scenario.steps.length} steps) ===\n${describeDifference(outcome)}\n--- shrinking`);
       const shrunk = await shrink(scenario.steps, scenario.setup, verbose ? (line) => console.log(line) : undefined);
       console.log(describeDivergence(seed, scenario.files, shrunk.steps, shrunk.outcome));
     }

@@ -581,6 +581,12 @@ const sortKeys = (value: unknown): unknown =>
 export function describeDivergence(seed: number, files: FileSpec[], steps: Step[], outcome: Outcome): string {
   const lines = [`seed ${seed}: ${steps.length} steps`, `files: ${JSON.stringify(files)}`, 'steps:'];
   for (const [i, step] of steps.entries()) lines.push(`  ${String(i).padStart(2)} ${JSON.stringify(step)}`);
+  return [...lines, describeDifference(outcome)].join('\n');
+}
+
+/** What differed: a side's error, the images, or the first differing step's fields. */
+export function describeDifference(outcome: Outcome): string {
+  const lines: string[] = [];
   if (outcome.error) lines.push(outcome.error);
   if (outcome.images) lines.push(`images differ: ${outcome.images}`);
   if (outcome.differs >= 0 && outcome.ours && outcome.theirs) {
