@@ -183,3 +183,23 @@ test('advance lets a rate-limited job run on virtual time, to a progress, a fram
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("expected events are looked for among the step's own events, in order", () => {
+  const backup = { 'job-id': 'j', device: 'drive0', target: 'backup0', sync: 'full', speed: 1, 'auto-dismiss': false };
+  const failures = run({
+    title: 't',
+    images: [image as Scenario['images'][0], { ...image, name: 'backup0' } as Scenario['images'][0]],
+    steps: [
+      {
+        qmp: { execute: 'blockdev-backup', arguments: backup },
+        expect: { events: [{ event: 'JOB_STATUS_CHANGE', data: { status: 'created' } }, { event: 'JOB_STATUS_CHANGE', data: { id: 'j', status: 'running' } }] },
+      },
+      { qmp: { execute: 'block-job-set-speed', arguments: { device: 'j', speed: 0 } }, expect: { events: [{ event: 'BLOCK_JOB_COMPLETED' }, { event: 'JOB_STATUS_CHANGE', data: { status: 'running' } }] } },
+      { qmp: { execute: 'query-jobs' }, expect: { events: [{ event: 'BLOCK_JOB_COMPLETED' }] } },
+    ],
+  });
+  assert.deepEqual(failures, [
+    "steps[1]: expected the event JOB_STATUS_CHANGE {\"status\":\"running\"} after the ones before it; this step's events: JOB_STATUS_CHANGE",
+    "steps[2]: expected the event BLOCK_JOB_COMPLETED; this step's events: none",
+  ]);
+});

@@ -76,6 +76,12 @@ export interface AdvanceSpec {
 /** The members of `advance` that say how far; a step names exactly one. */
 export const ADVANCE_GOALS = ['frames', 'status', 'progress', 'event', 'bitmap'] as const;
 
+/** A QMP event the step must emit: its name, and members its data must have. */
+export interface EventExpectation {
+  event: string;
+  data?: Record<string, unknown>;
+}
+
 export interface StepSpec {
   narration?: string;
   qmp?: { execute: string; arguments?: Record<string, unknown> };
@@ -90,7 +96,7 @@ export interface StepSpec {
   open?: string;
   /** QEMU killed and restarted with no nodes. */
   crash?: true;
-  expect?: { bitmap?: BitmapExpectation | BitmapExpectation[]; job?: JobExpectation | JobExpectation[] };
+  expect?: { bitmap?: BitmapExpectation | BitmapExpectation[]; job?: JobExpectation | JobExpectation[]; events?: EventExpectation[] };
 }
 
 export interface Scenario {

@@ -13,7 +13,7 @@ import { QmpMonitor, type QmpEvent } from '../qmp/monitor';
 import type { Frame } from '../timeline/frame';
 import { Recorder } from '../timeline/recorder';
 import { advance, describeAdvance, findEvent } from './advance';
-import { bytes, type BitmapExpectation, type BitsExpectation, type ImageSpec, type JobExpectation, type RangeSpec, type Scenario, type StepSpec } from './parse';
+import { bytes, type BitmapExpectation, type EventExpectation, type BitsExpectation, type ImageSpec, type JobExpectation, type RangeSpec, type Scenario, type StepSpec } from './parse';
 
 export interface StepResult {
   index: number;
@@ -134,7 +134,10 @@ class Run {
   readonly recorder = new Recorder(this.engine);
   readonly monitor = new QmpMonitor(this.engine, { negotiated: true });
   private stdout = '';
+  /** Events not yet consumed by a wait or an advance. */
   private events: QmpEvent[] = [];
+  /** Events of the step running now, for its expectations. */
+  private stepEvents: QmpEvent[] = [];
 
   constructor(
     private readonly images: ImageSpec[],
@@ -147,13 +150,21 @@ class Run {
 
   execute(execute: string, args?: Record<string, unknown>): { return?: unknown; error?: { class: string; desc: string } } {
     const reply = this.monitor.execute(args ? { execute, arguments: args } : { execute });
-    this.events.push(...this.monitor.takeEvents());
+    this.collect();
     return reply as { return?: unknown; error?: { class: string; desc: string } };
+  }
+
+  private collect(): void {
+    const events = this.monitor.takeEvents();
+    this.events.push(...events);
+    this.stepEvents.push(...events);
   }
 
   /** The step's action (one at most), then its expectations. */
   step(step: StepSpec, failures: string[]): unknown {
+    this.stepEvents = [];
     const reply = this.act(step, failures);
+    if (step.expect?.events) this.checkEvents(step.expect.events, failures);
     if (step.expect?.bitmap) {
       for (const expected of [step.expect.bitmap].flat()) this.checkBitmap(expected, failures);
     }
@@ -227,13 +238,27 @@ class Run {
       engine: this.engine,
       frames: this.recorder.frames,
       events: () => {
-        this.events.push(...this.monitor.takeEvents());
+        this.collect();
         return this.events;
       },
       consume: (index) => this.events.splice(0, index + 1),
     });
-    this.events.push(...this.monitor.takeEvents());
+    this.collect();
     if (failure) failures.push(failure);
+  }
+
+  /** The step's events include these, in this order (others may come between). */
+  private checkEvents(expected: EventExpectation[], failures: string[]): void {
+    let from = 0;
+    for (const want of expected) {
+      const index = findEvent(this.stepEvents.slice(from), want.event, want.data);
+      if (index < 0) {
+        const got = this.stepEvents.slice(from).map((e) => e.event).join(', ') || 'none';
+        failures.push(`expected the event ${want.event}${want.data ? ` ${JSON.stringify(want.data)}` : ''}${from ? ' after the ones before it' : ''}; this step's events: ${got}`);
+        return;
+      }
+      from += index + 1;
+    }
   }
 
   private checkBitmap(expected: BitmapExpectation, failures: string[]): void {

@@ -139,11 +139,21 @@ const step = {
     },
     expect: {
       type: 'object',
-      description: "Checked after the step's action: bitmaps by node and name, jobs by id; one object or a list of them.",
+      description: "Checked after the step's action: bitmaps by node and name, jobs by id (one object or a list of them), and the step's events.",
       additionalProperties: false,
       properties: {
         bitmap: { oneOf: [bitmapExpectation, { type: 'array', items: bitmapExpectation }] },
         job: { oneOf: [jobExpectation, { type: 'array', items: jobExpectation }] },
+        events: {
+          type: 'array',
+          description: "QMP events this step emits, in this order (others may come between): each an event name and members its data must have.",
+          items: {
+            type: 'object',
+            required: ['event'],
+            additionalProperties: false,
+            properties: { event: { type: 'string' }, data: { type: 'object' } },
+          },
+        },
       },
     },
   },
