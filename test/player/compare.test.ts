@@ -184,3 +184,21 @@ test('on a density strip the columns that differ from the pinned frame get a ban
   assert.deepEqual(await bandColours(), [], 'pinned again at the last frame: nothing to compare, no band');
   await assertClean(open);
 });
+
+test('the page address keeps the pin: a pinned page reopened from its address compares with the same frame', { skip }, async () => {
+  const open = await openPage(browser, page, { hash: `#frames=${failure}` });
+  await open.page.keyboard.press('p');
+  await open.page.keyboard.press('c');
+  await open.page.keyboard.press('c');
+  await open.page.waitForFunction((hash) => location.hash === hash, `#frames=${merged}&pins=${failure}`);
+  const summary = (await compareState(open.page)).summary;
+  await assertClean(open);
+
+  const reopened = await openPage(browser, page, { hash: `#frames=${merged}&pins=${failure}` });
+  assert.equal((await compareState(reopened.page)).summary, summary);
+  await assertClean(reopened);
+  // A pin the run does not have is ignored.
+  const stray = await openPage(browser, page, { hash: `#frames=${merged}&pins=999999` });
+  assert.equal((await compareState(stray.page)).summary, null);
+  await assertClean(stray);
+});

@@ -92,8 +92,11 @@ export class Player {
     this.active.setActive(true);
     legend(page);
 
-    const saved = savedFrames();
-    this.panels.forEach((panel, i) => panel.show(saved[i] ?? 0, this.showOptional));
+    const saved = savedAddress();
+    this.panels.forEach((panel, i) => {
+      if (saved.pins[i] !== undefined) panel.pinAt(saved.pins[i]!);
+      panel.show(saved.frames[i] ?? 0, this.showOptional);
+    });
     document.addEventListener('keydown', (event) => this.key(event));
     this.watchLayoutAndTheme(root);
   }
@@ -140,6 +143,7 @@ export class Player {
       target.draw(this.showOptional);
     }
     this.announcer.textContent = targets.map((target) => target.pinAnnouncement()).join(' ');
+    this.saveFrames();
   }
 
   /** The frame run `run` (0-based) shows. */
@@ -170,7 +174,8 @@ export class Player {
    */
   private saveFrames(): void {
     this.saving?.stop();
-    this.saving = timeout(() => history.replaceState(null, '', `#frames=${this.panels.map((p) => p.index).join(',')}`), SAVE_AFTER_MS);
+    const pins = this.panels.some((p) => p.pinned !== undefined) ? `&pins=${this.panels.map((p) => p.pinned ?? '-').join(',')}` : '';
+    this.saving = timeout(() => history.replaceState(null, '', `#frames=${this.panels.map((p) => p.index).join(',')}${pins}`), SAVE_AFTER_MS);
   }
 
   private activate(panel: RunPanel): void {
@@ -278,8 +283,12 @@ export class Player {
   }
 }
 
-/** Each run's frame, from an address like `#frames=181,180`. */
-function savedFrames(): number[] {
-  const match = /frames=([\d,]+)/.exec(location.hash);
-  return match ? match[1].split(',').map(Number) : [];
+/** Each run's frame and pinned frame, from an address like `#frames=181,180&pins=174,-`. */
+function savedAddress(): { frames: number[]; pins: Array<number | undefined> } {
+  const frames = /frames=([\d,]+)/.exec(location.hash);
+  const pins = /pins=([\d,-]+)/.exec(location.hash);
+  return {
+    frames: frames ? frames[1].split(',').map(Number) : [],
+    pins: pins ? pins[1].split(',').map((pin) => (pin === '-' ? undefined : Number(pin))) : [],
+  };
 }

@@ -155,7 +155,17 @@ export class RunPanel {
 
   /** Pins the frame shown, or unpins it when it is the pinned one. */
   togglePin(): void {
-    this.pin = this.pin?.index === this.index ? undefined : { index: this.index, lanes: this.model.lanesAt(this.index) };
+    if (this.pin?.index === this.index) this.pin = undefined;
+    else this.pinAt(this.index);
+  }
+
+  /** Pins frame `index` (a page address may name one that is not shown). */
+  pinAt(index: number): void {
+    if (Number.isInteger(index) && index >= 0 && index < this.length) this.pin = { index, lanes: this.model.lanesAt(index) };
+  }
+
+  get pinned(): number | undefined {
+    return this.pin?.index;
   }
 
   draw(showOptional: boolean): void {
