@@ -16,6 +16,8 @@ export interface PlayerPageOptions {
   /** Kept with the panel's state, to reopen the scenario after a reload. */
   scenario: string;
   frame: number;
+  /** The frame pinned before a reload, if any. */
+  pin?: number;
   colours: PlayerColoursMessage;
   reducedMotion: boolean;
 }
@@ -34,7 +36,7 @@ export function playerHtml(options: PlayerPageOptions): string {
 <link rel="stylesheet" href="${attribute(options.styleUri)}">
 <title>Bitmap Lab</title></head>
 <body class="${options.reducedMotion ? 'reduced-motion' : ''}">
-<div id="player" data-title="${attribute(run.title)}" data-scenario="${attribute(options.scenario)}" data-frame="${options.frame}" data-colours="${attribute(JSON.stringify(options.colours))}"></div>
+<div id="player" data-title="${attribute(run.title)}" data-scenario="${attribute(options.scenario)}" data-frame="${options.frame}"${options.pin === undefined ? '' : ` data-pin="${options.pin}"`} data-colours="${attribute(JSON.stringify(options.colours))}"></div>
 <div id="tooltip" role="tooltip" hidden></div>
 <script type="application/json" id="bitmap-lab-runs">${scriptSafe(JSON.stringify(packRuns([run])))}</script>
 <script nonce="${attribute(nonce)}" src="${attribute(options.scriptUri)}"></script>

@@ -48,14 +48,14 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
   async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
     this.attach(panel);
     // The page keeps {scenario, frame} with setState (webview/player/main.ts).
-    const saved = state as { scenario?: unknown; frame?: unknown } | undefined;
+    const saved = state as { scenario?: unknown; frame?: unknown; pin?: unknown } | undefined;
     const session = typeof saved?.scenario === 'string' ? await this.reopen(vscode.Uri.parse(saved.scenario)) : undefined;
     if (!session) {
       panel.dispose();
       return;
     }
     session.seek(typeof saved?.frame === 'number' ? saved.frame : 0);
-    this.follow(session);
+    this.follow(session, Number.isSafeInteger(saved?.pin) ? (saved!.pin as number) : undefined);
   }
 
   private attach(panel: vscode.WebviewPanel): void {
@@ -88,11 +88,12 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
     return { type: 'colours', version: PROTOCOL_VERSION, colours };
   }
 
-  private follow(session: ScenarioSession): void {
+  /** Shows `session`, with frame `pin` pinned (kept across a reload). */
+  private follow(session: ScenarioSession, pin?: number): void {
     this.following?.dispose();
     this.session = session;
     this.panel!.title = `Bitmap Lab: ${session.scenario.title}`;
-    this.panel!.webview.html = this.html(session);
+    this.panel!.webview.html = this.html(session, pin);
     this.following = session.onDidChange(() => this.seek(session.frame));
   }
 
@@ -101,7 +102,7 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
     void this.panel?.webview.postMessage(message);
   }
 
-  private html(session: ScenarioSession): string {
+  private html(session: ScenarioSession, pin: number | undefined): string {
     const webview = this.panel!.webview;
     const asset = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', file)).toString();
     const { title, description } = session.scenario;
@@ -113,6 +114,7 @@ export class PlayerPanel implements vscode.WebviewPanelSerializer {
       run: { title, ...(description !== undefined && { description }), frames: session.run.frames },
       scenario: session.uri.toString(),
       frame: session.frame,
+      ...(pin !== undefined && { pin }),
       colours: this.colours(),
       reducedMotion: vscode.workspace.getConfiguration('bitmapLab').get<boolean>('reducedMotion', false),
     });

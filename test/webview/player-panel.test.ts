@@ -94,6 +94,25 @@ test('in the panel, P and a step compare two frames; the host hears each frame s
   await assertClean(panel);
 });
 
+test('the panel keeps its pin with its state, and a reloaded page pinned from it compares again', { skip }, async () => {
+  const scenario = 'file:///examples/test.bitmaplab.json';
+  const panel = await openPlayerPanel(browser, run, { frame: failure });
+  await panel.page.keyboard.press('p');
+  assert.deepEqual((await panel.states()).at(-1), { scenario, frame: failure, pin: failure });
+  await panel.page.keyboard.press('.');
+  assert.deepEqual((await panel.states()).at(-1), { scenario, frame: failure + 1, pin: failure });
+  await panel.page.keyboard.press(',');
+  await panel.page.keyboard.press('p');
+  assert.deepEqual((await panel.states()).at(-1), { scenario, frame: failure });
+  await assertClean(panel);
+
+  // As after a reload: the host passes the kept pin into the new page.
+  const reloaded = await openPlayerPanel(browser, run, { frame: failure + 2, pin: failure });
+  assert.match((await reloaded.page.textContent('.compare-summary')) ?? '', new RegExp(`^frame ${failure} → ${failure + 2}: `));
+  assert.deepEqual((await reloaded.states()).at(-1), { scenario, frame: failure + 2, pin: failure });
+  await assertClean(reloaded);
+});
+
 // Theme switching: what a reader sees must follow the theme and stay readable.
 
 /** [r, g, b, alpha] of a computed colour: rgb(), rgba(), or color(srgb …) as color-mix() computes. */

@@ -22,6 +22,8 @@ export interface PlayerPanelPage {
   page: Page;
   /** What the page posted to the host. */
   posted(): Promise<unknown[]>;
+  /** Every state the page kept with setState, oldest first. */
+  states(): Promise<unknown[]>;
   /** Posts as the extension host would, and resolves once the page has handled it. */
   post(message: unknown): Promise<void>;
   /** Page errors, console errors and warnings, and CSP violations, in order. */
@@ -30,7 +32,7 @@ export interface PlayerPanelPage {
   theme(name: ThemeName): Promise<void>;
 }
 
-export async function openPlayerPanel(browser: Browser, run: RecordedRun, options: { colours?: LaneColours; frame?: number; theme?: ThemeName } = {}): Promise<PlayerPanelPage> {
+export async function openPlayerPanel(browser: Browser, run: RecordedRun, options: { colours?: LaneColours; frame?: number; pin?: number; theme?: ThemeName } = {}): Promise<PlayerPanelPage> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(`pageerror: ${error.message}`));
@@ -48,6 +50,7 @@ export async function openPlayerPanel(browser: Browser, run: RecordedRun, option
         run,
         scenario: 'file:///examples/test.bitmaplab.json',
         frame: options.frame ?? 0,
+        ...(options.pin !== undefined && { pin: options.pin }),
         colours: { type: 'colours', version: PROTOCOL_VERSION, colours: options.colours ?? {} },
         reducedMotion: true,
       });
@@ -59,9 +62,15 @@ export async function openPlayerPanel(browser: Browser, run: RecordedRun, option
   // Runs before the page's own script, as VS Code's preload does.
   await page.addInitScript(() => {
     const posted: unknown[] = [];
+    const states: unknown[] = [];
     Object.assign(window, {
       posted,
-      acquireVsCodeApi: () => ({ postMessage: (message: unknown) => posted.push(structuredClone(message)), setState: () => {}, getState: () => undefined }),
+      states,
+      acquireVsCodeApi: () => ({
+        postMessage: (message: unknown) => posted.push(structuredClone(message)),
+        setState: (state: unknown) => states.push(structuredClone(state)),
+        getState: () => undefined,
+      }),
     });
     document.addEventListener('securitypolicyviolation', (event) => console.error(`CSP blocked ${event.violatedDirective} ${event.blockedURI}`));
   });
@@ -88,6 +97,7 @@ export async function openPlayerPanel(browser: Browser, run: RecordedRun, option
     problems,
     theme,
     posted: () => page.evaluate(() => (window as unknown as { posted: unknown[] }).posted),
+    states: () => page.evaluate(() => (window as unknown as { states: unknown[] }).states),
     post: (message) =>
       page.evaluate(
         (data) =>

@@ -38,10 +38,18 @@ if ('error' in runs) {
   const initial = parsePlayerColours(jsonOrNull(root.dataset.colours));
   if ('error' in initial) console.warn(`Bitmap Lab: ignored the page's lane colours: ${initial.error}`);
   else applyLaneColours(initial.message.colours);
+  // What a reload gives back to the host: the scenario, the frame shown and the one pinned.
+  const state: { scenario: string | undefined; frame: number; pin?: number } = { scenario, frame: 0 };
   const report = (run: number, index: number, by: PlayerFrameMessage['by']) => {
     const message: PlayerFrameMessage = { type: 'frame', version: PROTOCOL_VERSION, run, index, by };
     vscode.postMessage(message);
-    if (run === 0) vscode.setState({ scenario, frame: index });
+    if (run === 0) vscode.setState(Object.assign(state, { frame: index }));
+  };
+  const pinned = (run: number, pin: number | undefined) => {
+    if (run !== 0) return;
+    if (pin === undefined) delete state.pin;
+    else state.pin = pin;
+    vscode.setState(state);
   };
   // Frames the host asked for are reported as its, so it does not follow them back.
   let hostSeeking = false;
@@ -53,7 +61,11 @@ if ('error' in runs) {
       hostSeeking = false;
     }
   };
-  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', (run, index) => report(run, index, hostSeeking ? 'host' : 'user'));
+  const player = new Player(root, runs, root.dataset.title ?? 'recorded runs', (run, index) => report(run, index, hostSeeking ? 'host' : 'user'), pinned);
+  if (root.dataset.pin !== undefined) {
+    player.pinAt(0, Number(root.dataset.pin));
+    pinned(0, Number(root.dataset.pin));
+  }
   hostSeek(0, Number(root.dataset.frame ?? 0));
   // The first frame is drawn without a seek: the host hears of it too.
   report(0, player.frameOf(0)!, 'host');

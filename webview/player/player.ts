@@ -33,12 +33,13 @@ export class Player {
   private saving: Timer | undefined;
   private readonly announcer: HTMLElement;
 
-  /** `onSeek` hears every frame shown, run by run (the VS Code host follows it). */
+  /** `onSeek` hears every frame shown, run by run (the VS Code host follows it); `onPin` every pin and unpin (the panel keeps it). */
   constructor(
     root: HTMLElement,
     runs: RecordedRun[],
     title: string,
     private readonly onSeek: (run: number, index: number) => void = () => {},
+    private readonly onPin: (run: number, pinned: number | undefined) => void = () => {},
   ) {
     const page = select(root);
     writePatterns(page);
@@ -143,7 +144,16 @@ export class Player {
       target.draw(this.showOptional);
     }
     this.announcer.textContent = targets.map((target) => target.pinAnnouncement()).join(' ');
+    for (const target of targets) this.onPin(this.panels.indexOf(target), target.pinned);
     this.saveFrames();
+  }
+
+  /** Pins frame `index` of run `run` (0-based), as kept from before a reload. */
+  pinAt(run: number, index: number): void {
+    const panel = this.panels[run];
+    if (!panel) return;
+    panel.pinAt(index);
+    panel.draw(this.showOptional);
   }
 
   /** The frame run `run` (0-based) shows. */
