@@ -12,10 +12,10 @@ import { openImage, realPath } from '../drivers/open-image';
 import { Qcow2Node } from '../drivers/qcow2/qcow2-node';
 import type { Engine } from '../engine';
 import { BackupJob, checkOpBlockers, type BackupArgs } from '../jobs/backup';
-import { type Job, type JobTxn } from '../jobs/job';
+import type { JobTxn } from '../jobs/job';
 import { genericError } from '../qmp-error';
 import type { Action } from './bitmap-commands';
-import { backupCommon } from './job-commands';
+import { backupCommon, backupJobAction } from './job-commands';
 import { enumOf, str, struct, type QapiType } from './qapi';
 
 /** BackupCommon, then DriveBackup's own members. */
@@ -33,26 +33,11 @@ export interface DriveBackupArgs extends BackupArgs {
 
 /** The drive-backup transaction action (and the command, as a transaction of one). */
 export function driveBackupAction(engine: Engine, args: DriveBackupArgs, txn: JobTxn): Action {
-  let job: BackupJob | undefined;
-  let drained: Job[] = [];
-  return {
-    prepare() {
-      const source = engine.graph.lookupDeviceOrNode(args.device, args.device);
-      drained = engine.drainBegin(source);
-      job = prepare(engine, source, args, txn);
-      job.pause();
-    },
-    commit() {
-      job?.start();
-    },
-    abort() {
-      job?.cancel();
-    },
-    clean() {
-      job?.resume();
-      engine.drainEnd(drained);
-    },
-  };
+  return backupJobAction(
+    engine,
+    () => engine.graph.lookupDeviceOrNode(args.device, args.device),
+    (source) => prepare(engine, source, args, txn),
+  );
 }
 
 function prepare(engine: Engine, source: BlockNode, args: DriveBackupArgs, txn: JobTxn): BackupJob {

@@ -2,6 +2,7 @@
  * blockdev-backup and the job-* / block-job-* commands (blockdev.c,
  * job-qmp.c): lookups with QEMU's messages and classes, then the job verbs.
  */
+import type { BlockNode } from '../block-node';
 import type { Engine } from '../engine';
 import { BackupJob, type BackupArgs } from '../jobs/backup';
 import { JobTxn, type Job } from '../jobs/job';
@@ -32,20 +33,19 @@ export const backupCommon: Members = {
 export const blockdevBackupType: QapiType = struct({ ...backupCommon, target: str });
 
 /**
- * The blockdev-backup transaction action: the job is made (and its bitmap
- * frozen) in prepare, under a drain that holds it paused, started at commit,
- * and cancelled on abort; the drain ends in clean.
+ * A backup transaction action (blockdev-backup, drive-backup): `lookUp`
+ * finds the source (and checks the rest), which stays drained from prepare to
+ * clean; `create` makes the job (its bitmap frozen) in prepare, held paused
+ * by the drain; it starts at commit, is cancelled on abort.
  */
-export function backupAction(engine: Engine, args: BackupArgs, txn: JobTxn): Action {
+export function backupJobAction(engine: Engine, lookUp: () => BlockNode, create: (source: BlockNode) => BackupJob): Action {
   let job: BackupJob | undefined;
   let drained: Job[] = [];
   return {
     prepare() {
-      // blockdev_backup_prepare(): the lookups, then a drained section on the source until clean.
-      const source = engine.graph.lookupDeviceOrNode(args.device, args.device);
-      engine.graph.lookupDeviceOrNode(args.target, args.target);
+      const source = lookUp();
       drained = engine.drainBegin(source);
-      job = BackupJob.create(engine, args, txn);
+      job = create(source);
       job.pause();
     },
     commit() {
@@ -59,6 +59,19 @@ export function backupAction(engine: Engine, args: BackupArgs, txn: JobTxn): Act
       engine.drainEnd(drained);
     },
   };
+}
+
+/** blockdev_backup_prepare(): the lookups, then the job as BackupJob.create() makes it. */
+export function backupAction(engine: Engine, args: BackupArgs, txn: JobTxn): Action {
+  return backupJobAction(
+    engine,
+    () => {
+      const source = engine.graph.lookupDeviceOrNode(args.device, args.device);
+      engine.graph.lookupDeviceOrNode(args.target, args.target);
+      return source;
+    },
+    () => BackupJob.create(engine, args, txn),
+  );
 }
 
 function findJob(engine: Engine, id: string): Job {
