@@ -88,6 +88,20 @@ describe('random scenarios against QEMU 7.2', { skip }, () => {
     }
   });
 
+  test('no drive-backup nor compressed backup reads bytes that came from null-co, which QEMU leaves undefined (seeds 445, 1763)', () => {
+    for (let seed = 1; seed <= 2000; seed++) {
+      const undefinedBytes = new Set<unknown>(['n0']);
+      for (const [i, step] of generate(seed).steps.entries()) {
+        if (!('execute' in step) || (step.execute !== 'blockdev-backup' && step.execute !== 'drive-backup')) continue;
+        const args = step.arguments as Record<string, unknown>;
+        // Refused on purpose: no job reads anything.
+        if (args['job-id'] === 'bad' || !undefinedBytes.has(args.device)) continue;
+        assert.ok(step.execute === 'blockdev-backup' && args.compress === undefined, `seed ${seed} step ${i}: ${step.execute} of ${String(args.device)}`);
+        undefinedBytes.add(args.target);
+      }
+    }
+  });
+
   for (const seed of ENDPOINT_SEEDS) {
     test(`seed ${seed} through the QMP endpoint (bitmap-lab qmp --socket)`, async () => {
       const scenario = generate(seed);

@@ -162,6 +162,8 @@ export function generate(seed: number): Scenario {
   };
   let job = null as JobModel | null;
   const created: Array<{ name: string; format: 'qcow2' | 'raw'; backed: boolean }> = [];
+  /** Nodes that may hold bytes QEMU read from null-co: undefined (see startBackup). */
+  const undefinedBytes = new Set(['n0']);
   let jobs = 0;
   const target = rng.int(10, 40);
 
@@ -332,10 +334,10 @@ export function generate(seed: number): Scenario {
   const startBackup = () => {
     const sources = nodes.filter((n) => n.backup);
     const device = rng.pick(sources);
-    // null-co reads leave QEMU's buffer as it was (no read-zeroes): its bytes are undefined. Nothing may depend
-    // on them: not a drive-backup target (compared whole at the end, opened with detect-zeroes=unmap), nor
-    // compressed clusters (their size depends on the bytes).
-    const definedData = device.name !== 'n0';
+    // null-co reads leave QEMU's buffer as it was (no read-zeroes): its bytes are undefined, and so are those of
+    // any target a job from it wrote. Nothing may depend on them: not a drive-backup target (compared whole at the
+    // end, opened with detect-zeroes=unmap), nor compressed clusters (their size depends on the bytes).
+    const definedData = !undefinedBytes.has(device.name);
     const drive = definedData && rng.chance(0.25);
     const targets = sources.filter((n) => n !== device && (n.name === 'tgt' || n.name === 'tq'));
     if (!drive && !targets.length) return;
@@ -376,6 +378,7 @@ export function generate(seed: number): Scenario {
       } else if (rng.chance(0.3)) args['bitmap-mode'] = 'on-success';
     }
     const mayFail = failures || compress;
+    if (!definedData && tgt) undefinedBytes.add(tgt.name);
     const free = mayFail ? rng.chance(0.7) : rng.chance(0.3);
     warm(device.name);
     // Its zero writes leave the target's blocks unwritten.
