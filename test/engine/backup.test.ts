@@ -14,15 +14,20 @@ import { QmpMonitor } from '../../src/engine/qmp/monitor';
 
 const MiB = 1 << 20;
 
-/** A 64 MiB source and target, a 64 KiB bitmap, and a source that fails its Nth read. */
-function setUp(failRead?: number) {
-  const engine = new Engine();
-  const monitor = new QmpMonitor(engine, { negotiated: true });
-  const run = (execute: string, args: Record<string, unknown> = {}) => {
+/** Runs QMP commands on `monitor`: each returns its result, or throws its error. */
+function commandsOf(monitor: QmpMonitor) {
+  return (execute: string, args: Record<string, unknown> = {}) => {
     const reply = monitor.execute({ execute, arguments: args }) as { return?: unknown; error?: { desc: string } };
     if (reply.error) throw new Error(`${execute}: ${reply.error.desc}`);
     return reply.return;
   };
+}
+
+/** A 64 MiB source and target, a 64 KiB bitmap, and a source that fails its Nth read. */
+function setUp(failRead?: number) {
+  const engine = new Engine();
+  const monitor = new QmpMonitor(engine, { negotiated: true });
+  const run = commandsOf(monitor);
   const blkdebug = failRead
     ? {
         'set-state': Array.from({ length: failRead - 1 }, (_, i) => ({ event: 'read_aio', state: i + 1, new_state: i + 2 })),
@@ -134,12 +139,7 @@ test('drive-backup sync=none from a qcow2 node: the target closes without closin
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-drive-none-'));
   try {
     createQcow2(path.join(dir, 'q.qcow2'), { size: 4 * MiB });
-    const monitor = new QmpMonitor(new Engine(), { negotiated: true });
-    const run = (execute: string, args: Record<string, unknown> = {}) => {
-      const reply = monitor.execute({ execute, arguments: args }) as { return?: unknown; error?: { desc: string } };
-      if (reply.error) throw new Error(`${execute}: ${reply.error.desc}`);
-      return reply.return;
-    };
+    const run = commandsOf(new QmpMonitor(new Engine(), { negotiated: true }));
     run('blockdev-add', { driver: 'qcow2', 'node-name': 'qc', file: { driver: 'file', filename: path.join(dir, 'q.qcow2') } });
     run('drive-backup', { 'job-id': 'j0', device: 'qc', sync: 'none', target: path.join(dir, 'd.qcow2'), format: 'qcow2', speed: 1, 'auto-finalize': false, 'auto-dismiss': false });
     run('job-cancel', { id: 'j0' });
@@ -157,12 +157,7 @@ test('drive-backup mode=existing sync=none: the target, backed by the source, is
   try {
     createQcow2(path.join(dir, 'q.qcow2'), { size: 4 * MiB });
     createQcow2(path.join(dir, 'd.qcow2'), { size: 4 * MiB });
-    const monitor = new QmpMonitor(new Engine(), { negotiated: true });
-    const run = (execute: string, args: Record<string, unknown> = {}) => {
-      const reply = monitor.execute({ execute, arguments: args }) as { return?: unknown; error?: { desc: string } };
-      if (reply.error) throw new Error(`${execute}: ${reply.error.desc}`);
-      return reply.return;
-    };
+    const run = commandsOf(new QmpMonitor(new Engine(), { negotiated: true }));
     run('blockdev-add', { driver: 'qcow2', 'node-name': 'qc', file: { driver: 'file', filename: path.join(dir, 'q.qcow2') } });
     run('drive-backup', { 'job-id': 'j0', device: 'qc', sync: 'none', target: path.join(dir, 'd.qcow2'), mode: 'existing', speed: 1, 'auto-finalize': false });
     const nodes = run('query-named-block-nodes') as Array<{ 'node-name': string; drv: string; file: string }>;
