@@ -57,3 +57,13 @@ test('qcow2 maps compare by what each range is, not by where QEMU happened to pu
   const zeroInstead = split.replace('"zero": false, "data": true, "offset": 327680', '"zero": true, "data": false');
   assert.notDeepEqual(layout(zeroInstead), layout(oneExtent));
 });
+
+test('qcow2 maps still tell a compressed cluster (no host offset) from a normal one', () => {
+  const extent = (start: number, offset?: number) =>
+    `{ "start": ${start}, "length": 65536, "depth": 0, "present": true, "zero": false, "data": true${offset === undefined ? '' : `, "offset": ${offset}`}}`;
+  const normal = `[${extent(0, 327680)},\n${extent(65536, 393216)}]`;
+  const compressed = `[${extent(0, 327680)},\n${extent(65536)}]`;
+  assert.notDeepEqual(layout(compressed), layout(normal));
+  assert.deepEqual(layout(normal), [{ start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, offset: 'host' }]);
+});
+

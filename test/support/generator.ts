@@ -498,14 +498,16 @@ function compareImages(kept: string, names: string[]): string | undefined {
 
 /**
  * `qemu-img map --output=json` without where clusters lie: which ranges are
- * present, zero, data (or compressed), merged wherever neighbours agree.
- * QEMU's map also splits where host offsets stop being contiguous, which
- * depends on the order its parallel copy tasks allocated clusters (random
- * seed 993: one data extent, or the same split in two, from run to run).
+ * present, zero, data, and whether they have a host offset at all (a
+ * compressed cluster has none), merged wherever neighbours agree. QEMU's map
+ * also splits where host offsets stop being contiguous, which depends on the
+ * order its parallel copy tasks allocated clusters (random seed 993: one data
+ * extent, or the same split in two, from run to run).
  */
 export function layout(mapJson: string): Array<Record<string, unknown>> {
   const merged: Array<Record<string, unknown>> = [];
-  for (const { offset: _offset, ...extent } of JSON.parse(mapJson) as Array<Record<string, unknown>>) {
+  for (const { offset, ...rest } of JSON.parse(mapJson) as Array<Record<string, unknown>>) {
+    const extent = offset === undefined ? rest : { ...rest, offset: 'host' };
     const last = merged.at(-1);
     const same = (a: Record<string, unknown>, b: Record<string, unknown>) =>
       isDeepStrictEqual({ ...a, start: 0, length: 0 }, { ...b, start: 0, length: 0 });
