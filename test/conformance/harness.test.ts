@@ -7,7 +7,7 @@ import * as assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine';
 import { QmpMonitor } from '../../src/engine/qmp/monitor';
 import { agreesWith, normaliser, onEngine, parked, type Step } from '../support/differential';
-import { layout } from '../support/generator';
+import { backupTargetFiles, layout } from '../support/generator';
 
 const MiB = 1 << 20;
 
@@ -67,3 +67,28 @@ test('qcow2 maps still tell a compressed cluster (no host offset) from a normal 
   assert.deepEqual(layout(normal), [{ start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, offset: 'host' }]);
 });
 
+test('the blockdev-backup targets compared at the end: not those whose bytes came from null-co, directly or through another target', () => {
+  const add = (name: string, driver: string, file?: Record<string, unknown>, extra: Record<string, unknown> = {}): Step => ({
+    execute: 'blockdev-add',
+    arguments: { driver, 'node-name': name, ...(file ? { file } : {}), ...extra },
+  });
+  const file = (name: string) => ({ driver: 'file', filename: `@DIR@/${name}` });
+  const backup = (device: string, target: string): Step => ({ execute: 'blockdev-backup', arguments: { 'job-id': 'j', device, target, sync: 'full' } });
+  const base = [
+    add('src', 'raw', file('s.raw')),
+    add('tgt', 'raw', { driver: 'blkdebug', image: file('t.raw') }),
+    add('tq', 'qcow2', file('tq.qcow2')),
+    add('n0', 'null-co', undefined, { size: 4 << 20 }),
+    add('z', 'null-co', undefined, { size: 4 << 20, 'read-zeroes': true }),
+  ];
+  assert.deepEqual(backupTargetFiles([...base, backup('src', 'tgt'), backup('z', 'tq')]), {
+    compared: [{ name: 't.raw', format: 'raw' }, { name: 'tq.qcow2', format: 'qcow2' }],
+    undefined: [],
+  });
+  // n0 to tgt, then tgt to tq (in a transaction): both undefined, whatever came before.
+  const transaction: Step = { execute: 'transaction', arguments: { actions: [{ type: 'blockdev-backup', data: { 'job-id': 'k', device: 'tgt', target: 'tq', sync: 'full' } }] } };
+  assert.deepEqual(backupTargetFiles([...base, backup('src', 'tq'), backup('n0', 'tgt'), transaction]), { compared: [], undefined: ['t.raw', 'tq.qcow2'] });
+  // A drive-backup target is compared whole elsewhere.
+  const drive: Step = { execute: 'drive-backup', arguments: { 'job-id': 'd', device: 'src', target: '@DIR@/t.raw', mode: 'existing', sync: 'full' } };
+  assert.deepEqual(backupTargetFiles([...base, backup('src', 'tgt'), drive]).compared, []);
+});

@@ -456,7 +456,7 @@ export interface Outcome {
   theirs?: Transcript[];
   /** A side threw (e.g. an awaited event never came on it). */
   error?: string;
-  /** How the images drive-backup created differ once both sides closed them. */
+  /** How the images drive-backup created, or the files blockdev-backup wrote, differ once both sides closed them. */
   images?: string;
   compared: number;
 }
@@ -518,6 +518,75 @@ export function layout(mapJson: string): Array<Record<string, unknown>> {
   return merged;
 }
 
+/** A node's image file in the scratch directory (`@DIR@/NAME`), through raw, qcow2 and blkdebug layers. */
+function fileOf(spec: unknown): string | undefined {
+  if (typeof spec !== 'object' || spec === null) return undefined;
+  const o = spec as Record<string, unknown>;
+  if (o.driver === 'file' && typeof o.filename === 'string') return o.filename.startsWith('@DIR@/') ? o.filename.slice('@DIR@/'.length) : undefined;
+  return fileOf(o.file) ?? fileOf(o.image);
+}
+
+/**
+ * The image files blockdev-backup steps wrote as targets (plain or in a
+ * transaction), compared at the end as drive-backup images are, and those
+ * left out because their bytes are undefined: null-co without read-zeroes
+ * leaves QEMU's buffer as it was, so a target a job from a null-co node
+ * wrote, or from a node such a job wrote, may hold anything
+ * (docs/differences-from-qemu.md). Over-approximated from the steps alone,
+ * so a shrunk scenario never compares what the whole one could not: every
+ * backup of a node that may hold undefined bytes counts, refused or not.
+ * Not the drive-backup targets, which compareImages() compares anyway.
+ */
+export function backupTargetFiles(steps: Step[]): { compared: Array<{ name: string; format: 'raw' | 'qcow2' }>; undefined: string[] } {
+  const nodes = new Map<string, { name: string; format: 'raw' | 'qcow2' } | undefined>();
+  const undefinedNodes = new Set<string>();
+  const written = new Map<string, { name: string; format: 'raw' | 'qcow2' }>();
+  const undefinedFiles = new Set<string>();
+  const backup = (args: Record<string, unknown>) => {
+    const [device, target] = [String(args.device), String(args.target)];
+    if (undefinedNodes.has(device)) undefinedNodes.add(target);
+    const file = nodes.get(target);
+    if (!file) return;
+    written.set(file.name, file);
+    if (undefinedNodes.has(target)) undefinedFiles.add(file.name);
+  };
+  for (const step of steps) {
+    if (!('execute' in step)) continue;
+    const args = (step.arguments ?? {}) as Record<string, unknown>;
+    if (step.execute === 'blockdev-add' && typeof args['node-name'] === 'string') {
+      const name = fileOf(args);
+      nodes.set(args['node-name'], name === undefined ? undefined : { name, format: args.driver === 'qcow2' ? 'qcow2' : 'raw' });
+      if (JSON.stringify(args).includes('"null-co"') && !JSON.stringify(args).includes('"read-zeroes":true')) undefinedNodes.add(args['node-name']);
+    }
+    if (step.execute === 'blockdev-backup') backup(args);
+    if (step.execute === 'transaction') {
+      for (const action of (args.actions ?? []) as Array<{ type: string; data: Record<string, unknown> }>) if (action.type === 'blockdev-backup') backup(action.data);
+    }
+  }
+  const drive = new Set(driveTargets(steps));
+  return {
+    compared: [...written.values()].filter((f) => !undefinedFiles.has(f.name) && !drive.has(f.name)),
+    undefined: [...undefinedFiles],
+  };
+}
+
+/**
+ * The guest data of blockdev-backup targets (backupTargetFiles()): the same
+ * on both sides (`qemu-img compare`, a qcow2 image's top layer alone).
+ * Not their allocation, which QEMU's races decide (docs/differences-from-qemu.md).
+ */
+function compareTargets(kept: string, files: Array<{ name: string; format: 'raw' | 'qcow2' }>): string | undefined {
+  for (const { name, format } of files) {
+    const [ours, theirs] = [path.join(kept, 'ours', name), path.join(kept, 'qemu', name)];
+    if (fs.existsSync(ours) !== fs.existsSync(theirs)) return `${name}: only ${fs.existsSync(ours) ? 'the engine' : 'QEMU'} has it`;
+    if (!fs.existsSync(ours)) continue;
+    if (format === 'qcow2') for (const image of [ours, theirs]) qemuImg('rebase', '-q', '-u', '-f', 'qcow2', '-b', '', image);
+    const compared = qemuImg('compare', '-f', format, '-F', format, ours, theirs);
+    if (compared.status !== 0) return `${name} (backup target): qemu-img compare: ${compared.stdout}${compared.stderr}`.trim();
+  }
+  return undefined;
+}
+
 /** Keeps a side's drive-backup images once it has closed them. */
 const keep = (into: string, names: string[]) => ({
   after: (dir: string) => {
@@ -529,10 +598,12 @@ const keep = (into: string, names: string[]) => ({
 /**
  * Runs the steps on the engine, then on QEMU (waiting for the engine's
  * parked states); when the transcripts agree, compares the images
- * drive-backup created.
+ * drive-backup created and the guest data of the files blockdev-backup
+ * wrote as targets where it is defined (backupTargetFiles()).
  */
 export async function compare(steps: Step[], setup: Setup): Promise<Outcome> {
-  const names = driveTargets(steps);
+  const targets = backupTargetFiles(steps).compared;
+  const names = [...driveTargets(steps), ...targets.map((f) => f.name)];
   const kept = fs.mkdtempSync(path.join(os.tmpdir(), 'bitmap-lab-generated-images-'));
   try {
     let ours: Transcript[];
@@ -548,7 +619,7 @@ export async function compare(steps: Step[], setup: Setup): Promise<Outcome> {
       return { differs: -1, ours, error: `qemu: ${(error as Error).message}`, compared: 0 };
     }
     const differs = steps.findIndex((_, i) => !isDeepStrictEqual(ours[i], theirs[i]));
-    const images = differs < 0 ? compareImages(kept, names) : undefined;
+    const images = differs < 0 ? compareImages(kept, driveTargets(steps)) ?? compareTargets(kept, targets) : undefined;
     return { differs, ours, theirs, compared: steps.length, ...(images ? { images } : {}) };
   } finally {
     fs.rmSync(kept, { recursive: true, force: true });
