@@ -155,6 +155,20 @@ function compressData(op: Extract<Op, { op: 'compress' }>): Uint8Array {
   return new Uint8Array(op.bytes).fill(op.pattern);
 }
 
+/** `ops` on our copy of an image and through qemu-io on QEMU's: ours checks clean and both files are the same, byte for byte. */
+function assertSameAsQemuIo(ours: string, theirs: string, ops: Op[]): void {
+  const node = open(ours, { discardUnmap: true });
+  apply(node, ops);
+  node.close();
+  qemuIo(theirs, qemuIoCommands(ops));
+  const check = qemuCheck(ours);
+  assert.equal(check['check-errors'], 0);
+  assert.equal(check.corruptions ?? 0, 0, 'no corruptions');
+  assert.equal(check.leaks ?? 0, 0, 'no leaks');
+  assert.ok(qemuCompare(ours, theirs), 'same guest contents as qemu-io gives');
+  assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+}
+
 function qemuIoCommands(ops: Op[]): string[] {
   return ops.map((op) => {
     if (op.op === 'write') return `write -P ${op.pattern} ${op.offset} ${op.bytes}`;
@@ -294,16 +308,7 @@ describe('writes leave the file qemu-io leaves', { skip }, () => {
         qemuImg('snapshot', '-c', 'snap', ours);
       }
       fs.copyFileSync(ours, theirs);
-      const node = open(ours, { discardUnmap: true });
-      apply(node, scenario.ops);
-      node.close();
-      qemuIo(theirs, qemuIoCommands(scenario.ops));
-      const check = qemuCheck(ours);
-      assert.equal(check['check-errors'], 0);
-      assert.equal(check.corruptions ?? 0, 0, 'no corruptions');
-      assert.equal(check.leaks ?? 0, 0, 'no leaks');
-      assert.ok(qemuCompare(ours, theirs), 'same guest contents as qemu-io gives');
-      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+      assertSameAsQemuIo(ours, theirs, scenario.ops);
     });
   }
 });
@@ -554,16 +559,7 @@ describe('compressed writes leave the file qemu-io write -c leaves', { skip }, (
       const theirs = ours.replace('-ours', '-qemu');
       qemuImg('create', '-q', '-f', 'qcow2', ...create, ours, String(size));
       fs.copyFileSync(ours, theirs);
-      const node = open(ours, { discardUnmap: true });
-      apply(node, ops);
-      node.close();
-      qemuIo(theirs, qemuIoCommands(ops));
-      const check = qemuCheck(ours);
-      assert.equal(check['check-errors'], 0);
-      assert.equal(check.corruptions ?? 0, 0, 'no corruptions');
-      assert.equal(check.leaks ?? 0, 0, 'no leaks');
-      assert.ok(qemuCompare(ours, theirs), 'same guest contents as qemu-io gives');
-      assert.ok(fs.readFileSync(ours).equals(fs.readFileSync(theirs)), 'byte-identical files');
+      assertSameAsQemuIo(ours, theirs, ops);
     });
   }
 
