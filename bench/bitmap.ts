@@ -4,19 +4,10 @@
  */
 import { createHash } from 'node:crypto';
 import { HBitmap, popcount32 } from '../src/engine/hbitmap';
+import { random } from '../test/support/random';
 
 const TiB = 2 ** 40;
 const RANGES = 1_000_000;
-
-/** A small deterministic PRNG (mulberry32), so every run times the same work. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Best of `runs` wall-clock times, in milliseconds. */
 function time(runs: number, work: () => unknown): number {

@@ -14,22 +14,13 @@ import * as path from 'node:path';
 import { DEFAULT_NODE_OPTIONS, type BlockNode } from '../src/engine/block-node';
 import { openImage } from '../src/engine/drivers/open-image';
 import { createQcow2 } from '../src/engine/drivers/qcow2/create';
+import { random } from '../test/support/random';
 
 const MiB = 2 ** 20;
 const SIZE = 1024 * MiB;
 const CHUNK = MiB;
 const RANDOM_IO = 64 * 1024;
 const RUNS = 3;
-
-/** A small deterministic PRNG (mulberry32), so every run times the same work. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Best wall-clock seconds of `work` over RUNS runs; `prepare` (untimed) runs before each. */
 function best(prepare: () => void, work: () => unknown): number {

@@ -19,19 +19,10 @@ import { renderTimelineHtml } from '../src/cli/html-export';
 import { HBitmap } from '../src/engine/hbitmap';
 import type { BitmapMeta, Frame, Range } from '../src/engine/timeline/frame';
 import { launch } from '../test/webview/harness';
+import { random } from '../test/support/random';
 
 const GRANULE = 65536;
 const SAMPLES = 120;
-
-/** A small deterministic PRNG (mulberry32), so every run times the same work. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /**
  * A recording of one named bitmap: frame 0 creates it, then each frame sets

@@ -14,6 +14,7 @@ import { QmpError } from '../../src/engine/qmp-error';
 import { QemuProcess } from '../support/qemu';
 import { open, scratchDir } from '../support/qemu-img';
 import { skipWithout } from '../support/tools';
+import { random } from '../support/random';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/qcow2');
 const haveQemu = QemuProcess.binary() !== undefined;
@@ -353,16 +354,6 @@ describe("QEMU's message for the same damage", { skip: qemuSkip }, () => {
     });
   }
 });
-
-/** A deterministic pseudo-random sequence (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Open, read everything, write a little, close: only QMP and I/O errors may come out. */
 function exercise(file: string, readOnly: boolean): string {

@@ -24,6 +24,7 @@ import { Qcow2Node } from '../../src/engine/drivers/qcow2/qcow2-node';
 import { IoError } from '../../src/engine/io-error';
 import { skipWithout } from '../support/tools';
 import { hasQemuImg, open, qemuCheck, qemuCompare, qemuImg, qemuIo, scratchDir } from '../support/qemu-img';
+import { random } from '../support/random';
 
 const skip = skipWithout(hasQemuImg, 'qemu-img and qemu-io');
 const KiB = 1024;
@@ -177,16 +178,6 @@ function qemuIoCommands(ops: Op[]): string[] {
     if (op.op === 'compress') return `write -c ${op.source ? `-s ${op.source}` : `-P ${op.pattern}`} ${op.offset} ${op.bytes}`;
     return 'flush';
   });
-}
-
-/** A deterministic pseudo-random sequence (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomOps(seed: number, count: number, size: number, kinds: Array<Op['op']> = ['write', 'write', 'write', 'zero', 'discard']): Op[] {

@@ -13,6 +13,7 @@ import { firstUnexpected } from '../../src/engine/qmp/ghash-order';
 import { QmpMonitor } from '../../src/engine/qmp/monitor';
 import { QemuProcess } from '../support/qemu';
 import { skipWithout } from '../support/tools';
+import { random } from '../support/random';
 
 const negotiated = () => new QmpMonitor(new Engine(), { negotiated: true });
 const generic = (desc: string) => ({ error: { class: 'GenericError', desc } });
@@ -120,16 +121,6 @@ describe('toQemuJson writes strings and numbers as QEMU does', () => {
     assert.equal(toQemuJson(-0), '0');
   });
 });
-
-/** mulberry32: the same random requests on every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_\u00e9';
 
