@@ -48,6 +48,8 @@ export class ScenarioDebugSession extends DebugSession {
   private target: DebugTarget | undefined;
   private timeline: Timeline | undefined;
   private stops: Position[] = [];
+  /** The lines each step of the launched file spans, parsed once. */
+  private lines: Array<[number, number]> = [];
   private cursor = 0;
   /** Steps with a breakpoint, per file (only the launched one is ever hit). */
   private readonly breakpoints = new Map<string, Set<number>>();
@@ -94,6 +96,7 @@ export class ScenarioDebugSession extends DebugSession {
     }
     this.timeline = new Timeline(this.target.run.frames);
     this.stops = positions(this.target.run);
+    this.lines = stepLines(this.target.text);
     if (!this.stops.length) {
       this.sendErrorResponse(response, 3, `Cannot debug ${args.scenario}: ${this.target.run.failures.join('; ')}`);
       return;
@@ -108,7 +111,7 @@ export class ScenarioDebugSession extends DebugSession {
     const file = path.resolve(args.source.path ?? '');
     let lines: Array<[number, number]> = [];
     try {
-      lines = stepLines(this.target?.file === file ? this.target.text : this.host.read(file));
+      lines = this.target?.file === file ? this.lines : stepLines(this.host.read(file));
     } catch {
       // An unreadable file: every breakpoint stays unverified.
     }
@@ -156,7 +159,7 @@ export class ScenarioDebugSession extends DebugSession {
     const step = target.run.steps[stop.step];
     const frame = target.run.frames[stop.frame];
     const name = stop.before ? `steps[${stop.step}] ${step.label} (next)` : `steps[${stop.step}] ${step.label} · frame ${frame.index}: ${frame.cause.label}`;
-    const line = stepLines(target.text)[stop.step]?.[0] ?? 1;
+    const line = this.lines[stop.step]?.[0] ?? 1;
     response.body = { stackFrames: [new StackFrame(1, name, new Source(path.basename(target.file), target.file), line, 1)], totalFrames: 1 };
     this.sendResponse(response);
   }
