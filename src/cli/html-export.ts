@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { escapeHtml, jsonInScript } from '../html';
 import { packRuns, type RecordedRun } from '../../webview/player/runs-format';
 
 export type TimelineRun = RecordedRun;
@@ -39,7 +40,6 @@ const inlineSafe = (code: string, tag: 'script' | 'style') =>
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 
 /** For text and double-quoted attributes; the CSP's own quotes stay readable. */
-const escapeHtml = (text: string) => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
 export function renderTimelineHtml(runs: TimelineRun[], options: TimelineHtmlOptions = {}): string {
   if (!runs.length) throw new Error('an exported timeline needs at least one run');
@@ -49,8 +49,7 @@ export function renderTimelineHtml(runs: TimelineRun[], options: TimelineHtmlOpt
   const title = options.title ?? (runs.length === 1 ? runs[0].title : `${runs.length} runs side by side`);
   const script = inlineSafe(playerAsset('player.js'), 'script');
   const style = inlineSafe(playerAsset('player.css'), 'style');
-  // Only `<` could end the data element early, and in JSON it can only be inside a string.
-  const data = JSON.stringify(packRuns(runs)).replace(/</g, '\\u003c');
+  const data = jsonInScript(packRuns(runs));
   const csp = ["default-src 'none'", `script-src ${sha256(script)}`, `style-src ${sha256(style)}`, "base-uri 'none'", "form-action 'none'"].join('; ');
   return `<!DOCTYPE html>
 <html lang="en">

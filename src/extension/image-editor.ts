@@ -7,12 +7,12 @@ import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { formatSize } from '../format';
+import { escapeHtml } from '../html';
 import { inspectImage, type ImageReport } from '../engine/image-report';
 import { QmpError } from '../engine/qmp-error';
 
 export const IMAGE_VIEW_TYPE = 'bitmapLab.image';
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const human = formatSize;
 
@@ -37,19 +37,19 @@ function imageSection(image: ImageReport, depth: number): string {
   ];
   const bitmaps = image.bitmaps
     .map(
-      (b) => `<tr><th scope="row">${escape(b.name)}</th><td>${human(b.granularity)}</td><td>${escape(b.flags.join(', ') || 'none')}</td>` +
+      (b) => `<tr><th scope="row">${escapeHtml(b.name)}</th><td>${human(b.granularity)}</td><td>${escapeHtml(b.flags.join(', ') || 'none')}</td>` +
         `<td>${b.inconsistent ? 'inconsistent' : human(b.count)}</td><td>${strip(b.extents, image.virtualSize)}</td></tr>`,
     )
     .join('');
-  return `<section><h2>${depth ? `Backing file, depth ${depth}` : 'Image'}: ${escape(path.basename(image.filename))}</h2>
-<table class="facts">${rows.map(([k, v]) => `<tr><th scope="row">${k}</th><td>${escape(v)}</td></tr>`).join('')}</table>
+  return `<section><h2>${depth ? `Backing file, depth ${depth}` : 'Image'}: ${escapeHtml(path.basename(image.filename))}</h2>
+<table class="facts">${rows.map(([k, v]) => `<tr><th scope="row">${k}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>
 ${image.bitmaps.length ? `<table class="bitmaps"><thead><tr><th>persistent bitmap</th><th>granularity</th><th>flags</th><th>dirty</th><th>dirty extents</th></tr></thead><tbody>${bitmaps}</tbody></table>` : '<p>No persistent bitmaps.</p>'}</section>`;
 }
 
 function html(images: ImageReport[] | string): string {
   const nonce = crypto.randomBytes(16).toString('base64');
   const body = typeof images === 'string'
-    ? `<p class="error">${escape(images)}</p>`
+    ? `<p class="error">${escapeHtml(images)}</p>`
     : `${images.map(imageSection).join('')}<button id="scenario" type="button">New scenario from this image</button>`;
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}';">

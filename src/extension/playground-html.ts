@@ -3,6 +3,7 @@
  * the very same page, CSP included, in a plain browser.
  */
 import { randomBytes } from 'node:crypto';
+import { escapeHtml } from '../html';
 
 export interface PlaygroundPageOptions {
   /** webview.cspSource: the origin our own script and stylesheet come from. */
@@ -25,9 +26,9 @@ export function playgroundHtml({ cspSource, nonce, scriptUri, styleUri }: Playgr
 <html lang="en">
 <head>
   <meta charset="utf-8">
-  <meta http-equiv="Content-Security-Policy" content="${escape(csp)}">
+  <meta http-equiv="Content-Security-Policy" content="${escapeHtml(csp)}">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <link rel="stylesheet" href="${escape(styleUri)}">
+  <link rel="stylesheet" href="${escapeHtml(styleUri)}">
   <title>Playground Bitmaps</title>
 </head>
 <body>
@@ -45,14 +46,12 @@ export function playgroundHtml({ cspSource, nonce, scriptUri, styleUri }: Playgr
     <p class="waiting">Waiting for the playground…</p>
   </main>
   <div id="tooltip" role="tooltip" hidden></div>
-  <script nonce="${escape(nonce)}" src="${escape(scriptUri)}"></script>
+  <script nonce="${escapeHtml(nonce)}" src="${escapeHtml(scriptUri)}"></script>
 </body>
 </html>
 `;
 }
 
-const escape = (text: string) =>
-  text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
 /** A CSP nonce: 144 random bits, base64 without padding. */
 export const newNonce = () => randomBytes(18).toString('base64');
