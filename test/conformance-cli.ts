@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { parseScenario } from '../src/engine/scenario/parse';
 import { createImages } from '../src/engine/scenario/runner';
-import { agree, compare, describeDifference, describeDivergence, generate, shrink } from './support/generator';
+import { agree, compare, describeDifference, describeDivergence, describeSteps, generate, shrink } from './support/generator';
 import { scenarioSteps } from './support/scenario-steps';
 
 function option(name: string, fallback: number): number {
@@ -46,8 +46,7 @@ async function scenarios(files: string[]): Promise<number> {
       continue;
     }
     diverged++;
-    // Without the header lines, which name a seed and its generated files.
-    console.log(`${file} diverges:\n${describeDivergence(0, [], steps, outcome).split('\n').slice(2).join('\n')}`);
+    console.log(`${file} diverges:\n${describeSteps(steps)}\n${describeDifference(outcome)}`);
   }
   console.log(`conformance: ${files.length} scenarios, ${diverged} divergences, ${unchecked} not checked`);
   return diverged || unchecked ? 1 : 0;

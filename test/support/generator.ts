@@ -675,9 +675,12 @@ const sortKeys = (value: unknown): unknown =>
 
 /** The reproducer as JSON steps, and the first differing step's two transcripts (only the fields that differ). */
 export function describeDivergence(seed: number, files: FileSpec[], steps: Step[], outcome: Outcome): string {
-  const lines = [`seed ${seed}: ${steps.length} steps`, `files: ${JSON.stringify(files)}`, 'steps:'];
-  for (const [i, step] of steps.entries()) lines.push(`  ${String(i).padStart(2)} ${JSON.stringify(step)}`);
-  return [...lines, describeDifference(outcome)].join('\n');
+  return [`seed ${seed}: ${steps.length} steps`, `files: ${JSON.stringify(files)}`, describeSteps(steps), describeDifference(outcome)].join('\n');
+}
+
+/** The steps, numbered as the transcripts number them. */
+export function describeSteps(steps: Step[]): string {
+  return ['steps:', ...steps.map((step, i) => `  ${String(i).padStart(2)} ${JSON.stringify(step)}`)].join('\n');
 }
 
 /** What differed: a side's error, the images, or the first differing step's fields. */
