@@ -6,7 +6,7 @@
  * extent the strip is hatched, because nothing there is known.
  */
 import { formatBytes, plural } from './format';
-import { byteRange, granuleCount, type LaneGeometry } from './geometry';
+import { byteRange, densityStrip, granuleCount, type LaneGeometry } from './geometry';
 import { columnCounts, columnOf, columnStart, type LaneModel } from './model';
 
 const HEIGHT = 40;
@@ -14,8 +14,6 @@ const HEIGHT = 40;
 const MIN_BAR = 2;
 const TINT_ALPHA = 0.3;
 const HATCH_SPACING = 6;
-/** ↑/↓ move this many columns. */
-const ROW_LENGTH = 10;
 
 export function drawDensity(canvas: HTMLCanvasElement, lane: LaneModel, width: number): LaneGeometry {
   const { granules, knownGranules } = lane;
@@ -38,14 +36,8 @@ export function drawDensity(canvas: HTMLCanvasElement, lane: LaneModel, width: n
   }
   canvas.setAttribute('aria-hidden', 'true');
 
-  const inside = (column: number) => Math.min(Math.max(column, 0), columns - 1);
   return {
-    positions: columns,
-    rowLength: ROW_LENGTH,
-    box: (column) => ({ x: column, y: 0, width: 1, height: HEIGHT }),
-    positionAt: (x, y) => (x >= 0 && x < columns && y >= 0 && y < HEIGHT ? Math.floor(x) : undefined),
-    positionOf: (granule) => inside(columnOf(granule, granules, columns)),
-    granuleAt: (column) => start(inside(column)),
+    ...densityStrip(granules, columns, HEIGHT),
     describe: (column) => {
       const first = start(column);
       const end = start(column + 1);

@@ -4,7 +4,7 @@
  * column, each standing for a run of granules.
  */
 import { formatBytes, hex, plural } from './format';
-import type { LaneModel } from './model';
+import { columnOf, columnStart, type LaneModel } from './model';
 
 export interface Box {
   x: number;
@@ -41,6 +41,22 @@ export function cellGrid(granules: number, columns: number, pitch: number, size:
     },
     positionOf: inside,
     granuleAt: inside,
+  };
+}
+
+/** ↑/↓ on a density strip move this many columns. */
+const STRIP_ROW_LENGTH = 10;
+
+/** A density strip `height` pixels high: one position per pixel column, each a run of the lane's granules. */
+export function densityStrip(granules: number, columns: number, height: number): Omit<LaneGeometry, 'describe'> {
+  const inside = (column: number) => Math.min(Math.max(column, 0), columns - 1);
+  return {
+    positions: columns,
+    rowLength: STRIP_ROW_LENGTH,
+    box: (column) => ({ x: column, y: 0, width: 1, height }),
+    positionAt: (x, y) => (x >= 0 && x < columns && y >= 0 && y < height ? Math.floor(x) : undefined),
+    positionOf: (granule) => inside(columnOf(granule, granules, columns)),
+    granuleAt: (column) => columnStart(inside(column), granules, columns),
   };
 }
 

@@ -7,7 +7,7 @@
  * columns that differ from it, in the comparison's colour and a taller band.
  * Data lanes colour a column by the write that holds most of it.
  */
-import type { LaneGeometry } from '../geometry';
+import { densityStrip, type LaneGeometry } from '../geometry';
 import { columnCounts, columnOf, columnStart } from '../model';
 import { writeStyle, type LaneContent } from './lane-content';
 import type { ValueRun } from './ranges';
@@ -21,8 +21,6 @@ const DENSITY_HEIGHT = BAR_TOP + BAR;
 /** Even one dirty granule in a column stays visible. */
 const MIN_BAR = 2;
 const TINT_ALPHA = 0.3;
-/** ↑/↓ move this many columns. */
-const ROW_LENGTH = 10;
 
 /** columnCounts reads only a run's first two members, so value runs serve as they are, without a copy per extent. */
 const pairs = (runs: readonly ValueRun[]) => runs as unknown as Array<[number, number]>;
@@ -70,14 +68,8 @@ export function drawDensity(canvas: HTMLCanvasElement, content: LaneContent, wid
     else paintChanges(context, colour('--lab-changed'), content.changed, granules, columns, BAND);
   }
 
-  const inside = (column: number) => Math.min(Math.max(column, 0), columns - 1);
   return {
-    positions: columns,
-    rowLength: ROW_LENGTH,
-    box: (column) => ({ x: column, y: 0, width: 1, height: DENSITY_HEIGHT }),
-    positionAt: (x, y) => (x >= 0 && x < columns && y >= 0 && y < DENSITY_HEIGHT ? Math.floor(x) : undefined),
-    positionOf: (granule) => inside(columnOf(granule, granules, columns)),
-    granuleAt: (column) => start(inside(column)),
+    ...densityStrip(granules, columns, DENSITY_HEIGHT),
     describe: (column) => content.describe(start(column), start(column + 1)),
   };
 }
